@@ -1,0 +1,166 @@
+// srinit: PID 1 of every srlaunch container, and a standalone init like tini.
+//
+// One process, one loop: every signal is blocked and taken synchronously with sigtimedwait,
+// so there are no handlers, no races with reaping and no heap. SIGCHLD means "reap
+// everything"; any other signal goes to the workload. When the workload ends, whatever it
+// left behind gets SIGTERM, a grace period, then SIGKILL, and srinit exits with the
+// workload's status only when nothing is left.
+#include <cerrno>
+#include <csignal>
+#include <ctime>
+#include <fcntl.h>
+#include <new>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "config.hpp"
+#include "out.hpp"
+#include "reaper.hpp"
+#include "workload.hpp"
+
+#ifndef SRINIT_VERSION
+#define SRINIT_VERSION "dev"
+#endif
+
+namespace srinit {
+namespace {
+
+constexpr const char* kUsage =
+    "usage: srinit [options] [--] CMD [ARG...]\n"
+    "       srinit --config-fd FD\n"
+    "  -g               forward signals to the workload's whole process group\n"
+    "  -t, --grace SECS time leftover processes get between SIGTERM and SIGKILL (default 10)\n"
+    "  --preserve-fds N keep fds 3 .. 3+N-1 open for the workload\n"
+    "  --config-fd FD   read the launcher's config stream from FD\n"
+    "  -h, --help       this text\n"
+    "  -V, --version    print the version\n";
+
+// The config stream is read into static storage: it lives as long as srinit, and untouched
+// pages cost no memory.
+char g_stream[1 << 20];
+
+int exit_code(int status) {
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+    return kExitInitFailed;
+}
+
+long now_ms() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1'000'000L;
+}
+
+bool read_stream(Config& cfg) {
+    std::size_t len = 0;
+    for (;;) {
+        if (len == sizeof g_stream) {
+            say("config stream too large");
+            return false;
+        }
+        ssize_t n = read(cfg.config_fd, g_stream + len, sizeof g_stream - len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            say_errno(errno, "cannot read the config stream");
+            return false;
+        }
+        if (n == 0) break;
+        len += static_cast<std::size_t>(n);
+    }
+    close(cfg.config_fd);
+    const char* bad = nullptr;
+    if (const char* err = parse_stream(g_stream, len, cfg, &bad)) {
+        say("config stream: ", bad ? bad : "", bad ? ": " : "", err);
+        return false;
+    }
+    return true;
+}
+
+// The supervision loop. Returns srinit's exit status.
+int supervise(pid_t workload, const Config& cfg) {
+    sigset_t all;
+    sigfillset(&all);
+    bool done = false;       // the workload has been reaped
+    int status = 0;
+    long deadline = 0;       // while draining: when SIGTERM turns into SIGKILL
+    bool killing = false;
+    for (;;) {
+        Reaped r = reap_all(workload);
+        if (r.workload_exited) {
+            done = true;
+            status = r.workload_status;
+        }
+        if (done && !r.children_left) return exit_code(status);
+        if (done && deadline == 0) {
+            signal_everyone(SIGTERM);
+            deadline = now_ms() + cfg.grace_ms;
+        }
+        if (done && !killing && now_ms() >= deadline) {
+            killing = true;
+        }
+        if (killing) signal_everyone(SIGKILL);  // again each round: forks can race kill(-1)
+
+        siginfo_t info{};
+        int sig;
+        if (!done) {
+            sig = sigwaitinfo(&all, &info);
+        } else {
+            long wait = killing ? 100 : deadline - now_ms();
+            timespec ts{wait / 1000, (wait % 1000) * 1'000'000L};
+            sig = sigtimedwait(&all, &info, &ts);
+        }
+        if (sig <= 0 || sig == SIGCHLD || done) continue;
+        // Stop signals (Ctrl-Z's SIGTSTP, SIGTTIN, SIGTTOU) are forwarded like the rest:
+        // srinit never stops itself, the job does.
+        kill(cfg.group ? -workload : workload, sig);
+    }
+}
+
+int run(int argc, char** argv) {
+    // Static, since its argument tables are large and srinit's stack small; constructed in
+    // zeroed storage so the tables cost bss, not 16 KiB of file.
+    alignas(Config) static unsigned char storage[sizeof(Config)];
+    Config& cfg = *new (storage) Config;
+    const char* bad = nullptr;
+    if (const char* err = parse_options(argc, argv, cfg, &bad)) {
+        say(bad ? bad : "", bad ? ": " : "", err, " (see srinit --help)");
+        return kExitInitFailed;
+    }
+    if (cfg.help) {
+        write(STDOUT_FILENO, kUsage, __builtin_strlen(kUsage));
+        return 0;
+    }
+    if (cfg.version) {
+        write(STDOUT_FILENO, "srinit " SRINIT_VERSION "\n", sizeof("srinit " SRINIT_VERSION));
+        return 0;
+    }
+    if (cfg.config_fd >= 0 && !read_stream(cfg)) return kExitInitFailed;
+
+    // Outside a PID namespace, orphans of the workload would go to the real init; as a
+    // subreaper they come to us, so reaping and draining work standalone too.
+    if (getpid() != 1 && prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {
+        say_errno(errno, "cannot become a subreaper");
+        return kExitInitFailed;
+    }
+    sigset_t all;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, nullptr);
+
+    // Hand the terminal to the workload only if we hold it: a background srinit must not
+    // steal the foreground from the shell that started it.
+    bool take_terminal = isatty(STDIN_FILENO) && tcgetpgrp(STDIN_FILENO) == getpgrp();
+    pid_t workload = start_workload(cfg, take_terminal);
+    if (workload < 0) {
+        say_errno(errno, "cannot fork");
+        return kExitInitFailed;
+    }
+    int code = supervise(workload, cfg);
+    if (take_terminal) tcsetpgrp(STDIN_FILENO, getpgrp());  // give it back (SIGTTOU blocked)
+    return code;
+}
+
+}  // namespace
+}  // namespace srinit
+
+int main(int argc, char** argv) { return srinit::run(argc, argv); }

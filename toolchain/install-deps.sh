@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs every build and test dependency of srlaunch from Debian's archive.
+# Idempotent and quiet: packages already present are not fetched again.
+set -euo pipefail
+
+packages=(
+  # build
+  cmake g++ make pkg-config
+  musl-tools            # srinit: musl headers, crt files and libc.a (static PID 1)
+  # tests
+  catch2                # unit and integration test framework
+  busybox-static        # a libc-free root filesystem for srinit and container tests
+  util-linux            # unshare, script
+  coreutils procps file binutils
+  # benchmarks (bench/, run by hand)
+  hyperfine jq tini catatonit dumb-init
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  echo "installed: ${missing[*]}"
+fi

@@ -127,6 +127,22 @@ const char* parse_stream(char* buf, std::size_t len, Config& cfg, const char** b
         } else if (key_is(key, key_len, "preserve_fds")) {
             if ((cfg.preserve_fds = parse_uint(val, static_cast<std::size_t>(vlen), 65'536)) < 0)
                 return "expects a number of fds";
+        } else if (key_is(key, key_len, "uid") || key_is(key, key_len, "gid")) {
+            int v = parse_uint(val, static_cast<std::size_t>(vlen), 2'147'483'647);
+            if (v < 0) return "expects a numeric id";
+            (key[0] == 'u' ? cfg.uid : cfg.gid) = v;
+        } else if (key_is(key, key_len, "groups")) {
+            cfg.set_groups = true;
+            cfg.ngroups = 0;
+            for (char* p = val; *p;) {
+                char* comma = std::strchr(p, ',');
+                std::size_t n = comma ? static_cast<std::size_t>(comma - p) : std::strlen(p);
+                int v = parse_uint(p, n, 2'147'483'647);
+                if (v < 0) return "expects comma-separated numeric ids";
+                if (cfg.ngroups == Config::kMaxGroups) return "too many groups";
+                cfg.groups[cfg.ngroups++] = static_cast<unsigned>(v);
+                p += n + (comma ? 1 : 0);
+            }
         } else {
             return "unknown key";
         }

@@ -20,6 +20,12 @@ struct Config {
     bool group = false;       // forward signals to the workload's whole process group
     int grace_ms = 10'000;    // time leftover processes get between SIGTERM and SIGKILL
     int preserve_fds = 0;     // fds 3 .. 3+N-1 stay open for the workload
+    static constexpr int kMaxGroups = 64;
+    long uid = -1;            // switch the workload to this user/group (-1: stay)
+    long gid = -1;
+    unsigned groups[kMaxGroups] = {};  // supplementary groups, set when set_groups
+    int ngroups = 0;
+    bool set_groups = false;
     int config_fd = -1;       // launcher mode: read the config stream from this fd
     bool help = false;
     bool version = false;
@@ -34,7 +40,7 @@ const char* parse_options(int argc, char** argv, Config& cfg, const char** bad);
 // hold any byte, so binary payloads such as BPF programs fit later). Values are used in
 // place: the trailing LF of each record becomes the value's NUL terminator.
 // Keys: arg (repeatable), env (repeatable, replaces the environment), cwd, group (0|1),
-// grace_ms, preserve_fds. An unknown key is an error, so a launcher/srinit mismatch is loud.
+// grace_ms, preserve_fds, uid, gid, groups (comma-separated gids; empty clears them). An unknown key is an error, so a launcher/srinit mismatch is loud.
 const char* parse_stream(char* buf, std::size_t len, Config& cfg, const char** bad);
 
 // Parses a decimal duration in seconds ("10", "0.25") into milliseconds; -1 if malformed.

@@ -136,6 +136,9 @@ int run(int argc, char** argv) {
         return 0;
     }
     if (cfg.config_fd >= 0 && !read_stream(cfg)) return kExitInitFailed;
+    // Run from a memfd by the launcher, our comm would be the fd's number; ps should say
+    // what PID 1 is.
+    prctl(PR_SET_NAME, "srinit");
 
     // Outside a PID namespace, orphans of the workload would go to the real init; as a
     // subreaper they come to us, so reaping and draining work standalone too.

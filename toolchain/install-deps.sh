@@ -7,6 +7,10 @@ packages=(
   # build
   cmake g++ make pkg-config
   musl-tools            # srinit: musl headers, crt files and libc.a (static PID 1)
+  libcli11-dev          # srlaunch command line
+  nlohmann-json3-dev    # image configs, state files, OCI JSON
+  libarchive-dev        # rootfs tarballs (gzip, xz, zstd, plain) with safe extraction
+  libssl-dev            # sha256 digests (OpenSSL libcrypto)
   # tests
   catch2                # unit and integration test framework
   busybox-static        # a libc-free root filesystem for srinit and container tests

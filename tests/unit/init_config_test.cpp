@@ -121,3 +121,24 @@ TEST_CASE("config stream: malformed input is refused", "[unit][srinit]") {
     REQUIRE(p->err != nullptr);
     CHECK(std::string(p->bad) == "colour");
 }
+
+TEST_CASE("config stream: user, group and supplementary groups", "[unit][srinit]") {
+    std::string text = record("arg", "id") + record("uid", "1000") + record("gid", "100") +
+                       record("groups", "1,4,65534");
+    auto p = stream(text);
+    REQUIRE(p->err == nullptr);
+    CHECK(p->cfg.uid == 1000);
+    CHECK(p->cfg.gid == 100);
+    REQUIRE(p->cfg.set_groups);
+    REQUIRE(p->cfg.ngroups == 3);
+    CHECK(p->cfg.groups[2] == 65534u);
+    std::string none = record("arg", "id") + record("groups", "");
+    auto q = stream(none);
+    REQUIRE(q->err == nullptr);
+    CHECK(q->cfg.set_groups);
+    CHECK(q->cfg.ngroups == 0);
+    std::string bad = record("arg", "id") + record("groups", "1,,2");
+    CHECK(stream(bad)->err != nullptr);
+    std::string badu = record("arg", "id") + record("uid", "-1");
+    CHECK(stream(badu)->err != nullptr);
+}

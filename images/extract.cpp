@@ -1,0 +1,364 @@
+#include "images/extract.hpp"
+
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <optional>
+#include <string_view>
+
+#include "images/archive.hpp"
+#include "launcher/error.hpp"
+
+namespace srl {
+namespace {
+
+static_assert(AE_IFREG == S_IFREG && AE_IFDIR == S_IFDIR && AE_IFLNK == S_IFLNK &&
+                  AE_IFCHR == S_IFCHR && AE_IFBLK == S_IFBLK && AE_IFIFO == S_IFIFO,
+              "mknodat() is handed libarchive's file type bits as they are");
+
+std::string message(archive* a) {
+    const char* s = archive_error_string(a);
+    return s ? s : "unknown libarchive error";
+}
+
+// The components of a path that stays beneath the root, or nullopt for an absolute path or
+// one with "..". "./x", "x//y" and "x/./y" are only other spellings of a path beneath the root,
+// and "./" (as in the Alpine tarball) or "." is the root itself: no components.
+std::optional<std::vector<std::string>> split_beneath(std::string_view path) {
+    if (!path.empty() && path.front() == '/') return std::nullopt;
+    std::vector<std::string> parts;
+    while (!path.empty()) {
+        auto slash = path.find('/');
+        auto part = path.substr(0, slash);
+        path = slash == std::string_view::npos ? std::string_view{} : path.substr(slash + 1);
+        if (part.empty() || part == ".") continue;
+        if (part == "..") return std::nullopt;
+        parts.emplace_back(part);
+    }
+    return parts;
+}
+
+std::string join(const std::vector<std::string>& parts, std::size_t n) {
+    std::string s;
+    for (std::size_t i = 0; i < n; ++i) s += (i ? "/" : "") + parts[i];
+    return s;
+}
+
+struct Times {
+    timespec t[2];  // atime, mtime, as utimensat() wants them
+};
+
+Times entry_times(archive_entry* e) {
+    timespec mtime{0, UTIME_NOW};
+    if (archive_entry_mtime_is_set(e)) mtime = {archive_entry_mtime(e), archive_entry_mtime_nsec(e)};
+    timespec atime = mtime;
+    if (archive_entry_atime_is_set(e)) atime = {archive_entry_atime(e), archive_entry_atime_nsec(e)};
+    return {{atime, mtime}};
+}
+
+void pwrite_all(int fd, const char* buf, std::size_t len, off_t off, const std::string& shown) {
+    while (len > 0) {
+        ssize_t n = ::pwrite(fd, buf, len, off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw_errno("cannot write " + shown);
+        buf += n;
+        len -= static_cast<std::size_t>(n);
+        off += n;
+    }
+}
+
+// Later entries replace earlier ones, as with tar; only a directory over a directory merges.
+// Returns whether a directory was kept.
+bool clear_leaf(int parent, const std::string& name, bool keep_dir, const std::string& shown) {
+    struct stat st;
+    if (::fstatat(parent, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        if (errno == ENOENT) return false;
+        throw_errno("cannot replace " + shown);
+    }
+    if (S_ISDIR(st.st_mode) && keep_dir) return true;
+    check(::unlinkat(parent, name.c_str(), S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0), "cannot replace " + shown);
+    return false;
+}
+
+// Extended attributes hold file capabilities (security.capability), so they are image content.
+void set_xattrs(int fd, archive_entry* e, const std::string& shown) {
+    if (archive_entry_xattr_reset(e) == 0) return;
+    const char* name;
+    const void* value;
+    std::size_t size;
+    while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
+        // An SELinux label describes the host's policy, not the image.
+        if (std::string_view(name) == "security.selinux") continue;
+        if (::fsetxattr(fd, name, value, size, 0) < 0 && errno != ENOTSUP)
+            throw_errno("cannot set " + std::string(name) + " on " + shown);
+    }
+}
+
+}  // namespace
+
+SafeWriter::SafeWriter(int root_fd) : root_(root_fd), chown_(::geteuid() == 0) {}
+
+Fd SafeWriter::open_dir(const Parts& parts, std::size_t n, bool create, const std::string& unsafe_msg) {
+    if (openat2_ && n > 0) {
+        open_how how{};
+        how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+        how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+        const std::string rel = join(parts, n);
+        long fd = -1;
+        // EAGAIN means a concurrent rename somewhere on the system; retry a few times, then walk.
+        for (int tries = 0; tries < 4; ++tries) {
+            fd = ::syscall(SYS_openat2, root_, rel.c_str(), &how, sizeof how);
+            if (fd >= 0 || errno != EAGAIN) break;
+        }
+        if (fd >= 0) return Fd(static_cast<int>(fd));
+        // Older container engines' seccomp profiles answer ENOSYS or EPERM for openat2.
+        if (errno == ENOSYS || errno == EPERM) openat2_ = false;
+    }
+    // A missing parent to create, a reason to report, or no openat2: the walk handles all three.
+    return walk(parts, n, create, unsafe_msg);
+}
+
+Fd SafeWriter::walk(const Parts& parts, std::size_t n, bool create, const std::string& unsafe_msg) {
+    Fd cur(check(::openat(root_, ".", O_PATH | O_DIRECTORY | O_CLOEXEC), "cannot open image root"));
+    for (std::size_t i = 0; i < n; ++i) {
+        const char* name = parts[i].c_str();
+        int fd = ::openat(cur.get(), name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 && errno == ENOENT && create) {
+            // Archives need not list every parent; create them as tar does, 0755 whatever the umask.
+            if (::mkdirat(cur.get(), name, 0755) < 0 && errno != EEXIST)
+                throw_errno("cannot create directory " + join(parts, i + 1));
+            fd = ::openat(cur.get(), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (fd >= 0) check(::fchmod(fd, 0755), "cannot set mode of " + join(parts, i + 1));
+        }
+        if (fd < 0) {
+            int err = errno;
+            struct stat st;
+            if (::fstatat(cur.get(), name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+                throw Error(unsafe_msg + " (goes through symlink " + join(parts, i + 1) + ")");
+            throw Error("cannot open directory " + join(parts, i + 1), err);
+        }
+        cur = Fd(fd);
+    }
+    return cur;
+}
+
+void SafeWriter::chown_at(int dirfd, const std::string& name, archive_entry* e, const std::string& shown) {
+    if (!chown_) return;
+    la_int64_t uid = archive_entry_uid(e), gid = archive_entry_gid(e);
+    // (uid_t)-1 would mean "leave unchanged" to the kernel, so it is no valid owner either.
+    if (uid < 0 || gid < 0 || uid >= 0xffffffff || gid >= 0xffffffff)
+        throw Error("invalid owner in archive: " + shown);
+    check(::fchownat(dirfd, name.c_str(), static_cast<uid_t>(uid), static_cast<gid_t>(gid),
+                     AT_SYMLINK_NOFOLLOW | (name.empty() ? AT_EMPTY_PATH : 0)),
+          "cannot set owner of " + shown);
+}
+
+void SafeWriter::write(archive* src, archive_entry* e) {
+    const char* path = archive_entry_pathname(e);
+    if (!path) throw Error("archive entry with a name that cannot be read");
+    const std::string shown = path;
+    const std::string unsafe_msg = "unsafe path in archive: " + shown;
+    auto parts = split_beneath(shown);
+    if (!parts) throw Error(unsafe_msg);
+    const auto type = archive_entry_filetype(e);
+    const bool hardlink = archive_entry_hardlink(e) != nullptr;
+
+    if (parts->empty()) {
+        // "./" describes the root itself: only its owner, mode and times can apply.
+        if (hardlink || type != AE_IFDIR) throw Error(unsafe_msg + " (the root must be a directory)");
+        chown_at(root_, "", e, shown);
+        dirs_.push_back({{}, archive_entry_perm(e), {}});
+        std::copy_n(entry_times(e).t, 2, dirs_.back().times);
+        return;
+    }
+    Fd parent = open_dir(*parts, parts->size() - 1, true, unsafe_msg);
+    const int dirfd = parent.get();
+    const std::string& name = parts->back();
+    const Times times = entry_times(e);
+
+    if (hardlink) {
+        make_hardlink(dirfd, name, e, shown);
+        ++stats_.entries;
+        return;
+    }
+    switch (type) {
+    case AE_IFDIR:
+        make_dir(dirfd, *parts, e, shown);
+        break;
+    case AE_IFREG:
+        make_file(src, dirfd, name, e, shown);
+        break;
+    case AE_IFLNK: {
+        const char* target = archive_entry_symlink(e);
+        if (!target) throw Error("symlink without a target in archive: " + shown);
+        clear_leaf(dirfd, name, false, shown);
+        // The target is only stored, never followed by us, so it may point anywhere.
+        check(::symlinkat(target, dirfd, name.c_str()), "cannot create symlink " + shown);
+        chown_at(dirfd, name, e, shown);
+        check(::utimensat(dirfd, name.c_str(), times.t, AT_SYMLINK_NOFOLLOW), "cannot set times of " + shown);
+        break;
+    }
+    case AE_IFCHR:
+    case AE_IFBLK:
+    case AE_IFIFO:
+        clear_leaf(dirfd, name, false, shown);
+        check(::mknodat(dirfd, name.c_str(), type | 0600, type == AE_IFIFO ? 0 : archive_entry_rdev(e)),
+              "cannot create " + shown);
+        chown_at(dirfd, name, e, shown);
+        // After chown, which may clear setuid/setgid. The node was just made in our private
+        // temporary directory, so nothing can have swapped a symlink in for it.
+        check(::fchmodat(dirfd, name.c_str(), archive_entry_perm(e), 0), "cannot set mode of " + shown);
+        check(::utimensat(dirfd, name.c_str(), times.t, AT_SYMLINK_NOFOLLOW), "cannot set times of " + shown);
+        break;
+    case AE_IFSOCK:
+        return;  // a socket is a live endpoint of some process, not image content
+    default:
+        throw Error("unsupported file type in archive: " + shown);
+    }
+    ++stats_.entries;
+}
+
+void SafeWriter::make_dir(int parent, const Parts& parts, archive_entry* e, const std::string& shown) {
+    const std::string& name = parts.back();
+    // 0700 until finish() applies the real mode: the contents still have to be written.
+    if (!clear_leaf(parent, name, true, shown))
+        check(::mkdirat(parent, name.c_str(), 0700), "cannot create directory " + shown);
+    chown_at(parent, name, e, shown);
+    dirs_.push_back({parts, archive_entry_perm(e), {}});
+    std::copy_n(entry_times(e).t, 2, dirs_.back().times);
+}
+
+void SafeWriter::make_file(archive* src, int parent, const std::string& name, archive_entry* e,
+                           const std::string& shown) {
+    clear_leaf(parent, name, false, shown);
+    Fd fd(check(::openat(parent, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600),
+                "cannot create " + shown));
+    std::uint64_t end = 0;
+    for (;;) {
+        const void* buf;
+        std::size_t len;
+        la_int64_t off;
+        int r = archive_read_data_block(src, &buf, &len, &off);
+        if (r == ARCHIVE_EOF) break;
+        if (r < ARCHIVE_WARN) throw Error("cannot read " + shown + ": " + message(src));
+        // Offsets, not a stream: sparse files arrive as blocks with holes between them.
+        pwrite_all(fd.get(), static_cast<const char*>(buf), len, off, shown);
+        end = std::max<std::uint64_t>(end, static_cast<std::uint64_t>(off) + len);
+    }
+    std::uint64_t size = end;
+    if (archive_entry_size_is_set(e)) size = std::max<std::uint64_t>(end, archive_entry_size(e));
+    if (size > end) check(::ftruncate(fd.get(), static_cast<off_t>(size)), "cannot write " + shown);
+    stats_.regular_bytes += size;
+
+    chown_at(fd.get(), "", e, shown);
+    // Mode after chown (which clears setuid/setgid), xattrs after chown (which clears
+    // security.capability), times last (writing changed them).
+    check(::fchmod(fd.get(), archive_entry_perm(e)), "cannot set mode of " + shown);
+    set_xattrs(fd.get(), e, shown);
+    const Times times = entry_times(e);
+    check(::futimens(fd.get(), times.t), "cannot set times of " + shown);
+}
+
+void SafeWriter::make_hardlink(int parent, const std::string& name, archive_entry* e, const std::string& shown) {
+    const std::string target_shown = archive_entry_hardlink(e);
+    const std::string unsafe_msg = "unsafe hard link in archive: " + shown + " -> " + target_shown;
+    auto target = split_beneath(target_shown);
+    if (!target || target->empty()) throw Error(unsafe_msg);
+    Fd target_dir = open_dir(*target, target->size() - 1, false, unsafe_msg);
+    clear_leaf(parent, name, false, shown);
+    // Flags 0: a target that is a symlink is linked itself, never followed.
+    check(::linkat(target_dir.get(), target->back().c_str(), parent, name.c_str(), 0),
+          "cannot create hard link " + shown + " -> " + target_shown);
+}
+
+UnpackStats SafeWriter::finish() {
+    for (const auto& d : dirs_) {
+        Fd dir;
+        int fd = root_;
+        if (!d.parts.empty()) {
+            const std::string shown = join(d.parts, d.parts.size());
+            Fd parent = open_dir(d.parts, d.parts.size() - 1, false, "unsafe path in archive: " + shown);
+            int raw = ::openat(parent.get(), d.parts.back().c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            // A later entry replaced this directory with something else: nothing left to apply.
+            if (raw < 0 && (errno == ENOENT || errno == ELOOP || errno == ENOTDIR)) continue;
+            dir = Fd(check(raw, "cannot open directory " + shown));
+            fd = dir.get();
+        }
+        check(::fchmod(fd, d.mode), "cannot set directory mode");
+        check(::futimens(fd, d.times), "cannot set directory times");
+    }
+    dirs_.clear();
+    return stats_;
+}
+
+UnpackStats unpack_archive(const std::filesystem::path& source, int root_fd) {
+    ArchiveReader a(archive_read_new());
+    if (!a) throw Error("cannot read " + source.string() + ": out of memory");
+    archive_read_support_filter_all(a.get());
+    // tar and cpio only, not format_all: that includes mtree, whose entries name files on the
+    // host to read content from, which no image should be able to do.
+    archive_read_support_format_tar(a.get());
+    archive_read_support_format_cpio(a.get());
+    if (archive_read_open_filename(a.get(), source.c_str(), 64 * 1024) != ARCHIVE_OK)
+        throw Error("cannot read " + source.string() + ": " + message(a.get()));
+    SafeWriter writer(root_fd);
+    for (;;) {
+        archive_entry* e;
+        int r = archive_read_next_header(a.get(), &e);
+        if (r == ARCHIVE_EOF) break;
+        if (r < ARCHIVE_WARN) throw Error("cannot read " + source.string() + ": " + message(a.get()));
+        writer.write(a.get(), e);
+    }
+    return writer.finish();
+}
+
+UnpackStats copy_directory(const std::filesystem::path& source, int root_fd) {
+    std::error_code ec;
+    const std::string top = std::filesystem::canonical(source, ec).string();
+    if (ec) throw Error("cannot read " + source.string(), ec.value());
+    ArchiveReader a(archive_read_disk_new());
+    if (!a) throw Error("cannot read " + top + ": out of memory");
+    archive_read_disk_set_symlink_physical(a.get());
+    // A mounted /proc or /sys inside the tree is not part of it. ACLs and file flags are not
+    // carried by images; xattrs are (file capabilities).
+    archive_read_disk_set_behavior(a.get(), ARCHIVE_READDISK_NO_TRAVERSE_MOUNTS | ARCHIVE_READDISK_NO_ACL |
+                                                ARCHIVE_READDISK_NO_FFLAGS);
+    if (archive_read_disk_open(a.get(), top.c_str()) != ARCHIVE_OK)
+        throw Error("cannot read " + top + ": " + message(a.get()));
+
+    // Reading a disk yields every name of a hard-linked file as a full file; the resolver turns
+    // all but the first into hard link entries, as tar would.
+    LinkResolver links(archive_entry_linkresolver_new());
+    ArchiveEntry entry(archive_entry_new());
+    if (!links || !entry) throw Error("cannot read " + top + ": out of memory");
+    archive_entry_linkresolver_set_strategy(links.get(), ARCHIVE_FORMAT_TAR_PAX_RESTRICTED);
+
+    const std::string prefix = top.back() == '/' ? top : top + "/";
+    SafeWriter writer(root_fd);
+    for (;;) {
+        int r = archive_read_next_header2(a.get(), entry.get());
+        if (r == ARCHIVE_EOF) break;
+        if (r < ARCHIVE_WARN) throw Error("cannot read " + top + ": " + message(a.get()));
+        const std::string path = archive_entry_pathname(entry.get());
+        if (path == top) {
+            archive_entry_copy_pathname(entry.get(), ".");
+        } else if (path.starts_with(prefix)) {
+            archive_entry_copy_pathname(entry.get(), path.substr(prefix.size()).c_str());
+        } else {
+            throw Error("cannot read " + top + ": unexpected path " + path);
+        }
+        archive_entry* e = entry.get();
+        archive_entry* spare = nullptr;  // only used by cpio-style strategies
+        archive_entry_linkify(links.get(), &e, &spare);
+        writer.write(a.get(), e);
+        if (archive_read_disk_descend(a.get()) < ARCHIVE_WARN)
+            throw Error("cannot read " + top + ": " + message(a.get()));
+    }
+    return writer.finish();
+}
+
+}  // namespace srl

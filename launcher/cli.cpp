@@ -1,0 +1,303 @@
+// The command line: flags in, ContainerSpec (or an image-store call) out. Nothing past this
+// file reads flags.
+#include "launcher/cli.hpp"
+
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <iostream>
+
+#include "images/reference.hpp"
+#include "images/store.hpp"
+#include "launcher/container.hpp"
+#include "launcher/error.hpp"
+#include "launcher/users.hpp"
+
+namespace srl {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct RunFlags {
+    std::string name, hostname, workdir, user, userns = "host", net = "none", rootfs;
+    bool rm = false, read_only = false, timens = false, interactive = false, tty = false;
+    std::vector<std::string> env, env_files, volumes, tmpfs, uidmaps, gidmaps;
+    int stop_timeout = 10;
+    int64_t boot_offset = 0;
+};
+
+constexpr const char* kDefaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+// Later entries for a key replace earlier ones, as with docker's layered env.
+void set_env(std::vector<std::string>& env, const std::string& entry) {
+    std::string key = entry.substr(0, entry.find('='));
+    for (auto& e : env)
+        if (e.substr(0, e.find('=')) == key) {
+            e = entry;
+            return;
+        }
+    env.push_back(entry);
+}
+
+// `-e KEY=VALUE`, or `-e KEY` to pass the host's value (skipped when the host has none).
+void add_env_flag(std::vector<std::string>& env, const std::string& flag) {
+    if (flag.empty() || flag[0] == '=') throw Error("invalid environment variable: \"" + flag + "\"");
+    if (flag.find('=') != std::string::npos) return set_env(env, flag);
+    if (const char* v = std::getenv(flag.c_str())) set_env(env, flag + "=" + v);
+}
+
+Mount parse_volume(const std::string& v) {
+    Mount m;
+    auto first = v.find(':');
+    if (first == std::string::npos) throw Error("invalid volume \"" + v + "\": expected HOST:CONTAINER[:ro|rw]");
+    auto second = v.find(':', first + 1);
+    m.source = v.substr(0, first);
+    m.destination = v.substr(first + 1, second == std::string::npos ? std::string::npos : second - first - 1);
+    if (second != std::string::npos) {
+        std::string mode = v.substr(second + 1);
+        if (mode != "ro" && mode != "rw") throw Error("invalid volume \"" + v + "\": mode must be ro or rw");
+        m.read_only = mode == "ro";
+    }
+    if (m.source.empty() || m.source[0] != '/')
+        throw Error("invalid volume \"" + v + "\": the host path must be absolute (named volumes are not supported)");
+    if (!fs::exists(m.source)) throw Error("invalid volume \"" + v + "\": " + m.source + " does not exist");
+    if (m.destination.empty() || m.destination[0] != '/')
+        throw Error("invalid volume \"" + v + "\": the container path must be absolute");
+    return m;
+}
+
+void validate_container_path(const std::string& p, const char* what) {
+    if (p.empty() || p[0] != '/') throw Error(std::string(what) + " must be an absolute path: \"" + p + "\"");
+}
+
+std::vector<IdMapping> parse_maps(const std::vector<std::string>& flags, const char* which) {
+    std::vector<IdMapping> maps;
+    for (const auto& f : flags) {
+        try {
+            maps.push_back(parse_id_mapping(f));
+        } catch (const Error& e) {
+            throw Error(std::string(which) + ": " + e.what());
+        }
+    }
+    validate_id_mappings(maps, which);
+    if (!map_to_host(maps, 0))
+        throw Error(std::string(which) + " must map container id 0 (the container's root)");
+    return maps;
+}
+
+ContainerSpec build_spec(const RunFlags& f, std::vector<std::string> rest, const StorePaths& paths) {
+    ContainerSpec spec;
+    spec.id = new_container_id();
+    spec.name = f.name;
+    if (!f.name.empty()) {
+        bool ok = std::isalnum(static_cast<unsigned char>(f.name[0]));
+        for (char c : f.name) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-');
+        if (!ok) throw Error("invalid container name \"" + f.name + "\": use [a-zA-Z0-9][a-zA-Z0-9_.-]*");
+    }
+    ImageConfig image_config;
+    if (!f.rootfs.empty()) {
+        if (!fs::is_directory(f.rootfs)) throw Error("--rootfs " + f.rootfs + " is not a directory");
+        spec.image_rootfs = fs::canonical(f.rootfs);
+        spec.rootfs_is_plain_dir = true;
+    } else {
+        if (rest.empty()) throw Error("\"run\" requires an image (or --rootfs DIR)");
+        ImageRef ref = ImageRef::parse(rest.front());
+        rest.erase(rest.begin());
+        Image image = ImageStore(paths.images()).get(ref);
+        spec.image = ref.str();
+        spec.image_rootfs = image.rootfs;
+        image_config = image.config;
+    }
+    spec.process.args = image_config.entrypoint;
+    if (!rest.empty())
+        spec.process.args.insert(spec.process.args.end(), rest.begin(), rest.end());
+    else if (!image_config.cmd.empty())
+        spec.process.args.insert(spec.process.args.end(), image_config.cmd.begin(), image_config.cmd.end());
+    if (spec.process.args.empty()) spec.process.args = {"/bin/sh"};
+
+    spec.hostname = f.hostname.empty() ? spec.id.substr(0, 12) : f.hostname;
+    if (spec.hostname.size() > 64) throw Error("hostname longer than 64 characters");
+
+    std::string user = f.user.empty() ? image_config.user : f.user;
+    ResolvedUser who = resolve_user(spec.image_rootfs, user);
+    spec.process.uid = who.uid;
+    spec.process.gid = who.gid;
+    spec.process.additional_gids = who.additional_gids;
+    spec.process.cwd = !f.workdir.empty() ? f.workdir : !image_config.workdir.empty() ? image_config.workdir : "/";
+    validate_container_path(spec.process.cwd, "--workdir");
+
+    auto& env = spec.process.env;
+    env = {kDefaultPath, "HOSTNAME=" + spec.hostname, "HOME=" + who.home};
+    if (f.tty) env.push_back("TERM=xterm");
+    for (const auto& e : image_config.env) set_env(env, e);
+    for (const auto& file : f.env_files) {
+        std::ifstream in(file);
+        if (!in) throw Error("cannot read --env-file " + file);
+        for (std::string line; std::getline(in, line);) {
+            auto start = line.find_first_not_of(" \t");
+            if (start == std::string::npos || line[start] == '#') continue;
+            add_env_flag(env, line.substr(start));
+        }
+    }
+    for (const auto& e : f.env) add_env_flag(env, e);
+
+    for (const auto& v : f.volumes) spec.mounts.push_back(parse_volume(v));
+    for (const auto& t : f.tmpfs) {
+        validate_container_path(t, "--tmpfs");
+        spec.mounts.push_back({Mount::Kind::Tmpfs, "", t, false});
+    }
+    spec.read_only_root = f.read_only;
+    spec.remove_on_exit = f.rm;
+    spec.stop_timeout_s = f.stop_timeout;
+
+    if (f.net == "none") spec.net = NetMode::None;
+    else if (f.net == "host") spec.net = NetMode::Host;
+    else throw Error("unsupported --net \"" + f.net + "\": use none or host");
+
+    if (f.userns == "auto") {
+        if (!f.uidmaps.empty() || !f.gidmaps.empty()) throw Error("--userns auto excludes --uidmap/--gidmap");
+        uint32_t base = UsernsRanges(paths.userns()).allocate(spec.id);
+        spec.uid_mappings = spec.gid_mappings = {{0, base, UsernsRanges::kSize}};
+    } else if (f.userns != "host") {
+        throw Error("unsupported --userns \"" + f.userns + "\": use host or auto");
+    } else if (!f.uidmaps.empty() || !f.gidmaps.empty()) {
+        // As podman: one of the two alone maps groups like users.
+        spec.uid_mappings = parse_maps(f.uidmaps.empty() ? f.gidmaps : f.uidmaps, "--uidmap");
+        spec.gid_mappings = parse_maps(f.gidmaps.empty() ? f.uidmaps : f.gidmaps, "--gidmap");
+    }
+    spec.user_namespace = !spec.uid_mappings.empty();
+    if (spec.user_namespace) {
+        if (!map_to_host(spec.uid_mappings, spec.process.uid) || !map_to_host(spec.gid_mappings, spec.process.gid))
+            throw Error("the user " + std::to_string(spec.process.uid) + ":" + std::to_string(spec.process.gid) +
+                        " is not mapped into the user namespace");
+    }
+    spec.time_namespace = f.timens || f.boot_offset != 0;
+    spec.boot_offset_s = f.boot_offset;
+    spec.masked_paths = {"/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug",
+                         "/proc/scsi", "/proc/acpi", "/sys/firmware", "/proc/latency_stats"};
+    spec.readonly_paths = {"/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs"};
+    return spec;
+}
+
+std::string human_size(uint64_t bytes) {
+    const char* units[] = {"B", "kB", "MB", "GB", "TB"};
+    double v = static_cast<double>(bytes);
+    int u = 0;
+    while (v >= 1000 && u < 4) {
+        v /= 1000;
+        ++u;
+    }
+    char buf[32];
+    std::snprintf(buf, sizeof buf, u == 0 ? "%.0f%s" : "%.3g%s", v, units[u]);
+    return buf;
+}
+
+std::string format_time(int64_t t) {
+    std::time_t tt = static_cast<std::time_t>(t);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", std::localtime(&tt));
+    return buf;
+}
+
+// Images that a kept (stopped) container still uses cannot be removed.
+bool image_in_use(const StorePaths& paths, const ImageRef& ref) {
+    if (!fs::exists(paths.containers())) return false;
+    for (const auto& c : fs::directory_iterator(paths.containers())) {
+        std::ifstream in(c.path() / "config.json");
+        if (!in) continue;
+        auto j = nlohmann::json::parse(in, nullptr, false);
+        if (!j.is_discarded() && j.value("image", "") == ref.str()) return true;
+    }
+    return false;
+}
+
+}  // namespace
+
+int main_cli(int argc, char** argv) {
+    CLI::App app{"srlaunch: a small, honest Linux container runtime", "srlaunch"};
+    app.require_subcommand(1);
+    app.set_version_flag("--version", "srlaunch 0.1.0");
+    std::string root;
+    app.add_option("--root", root, "store directory (default /var/lib/srlaunch as root; env SRLAUNCH_ROOT)");
+
+    RunFlags f;
+    auto* run = app.add_subcommand("run", "run a command in a new container");
+    run->add_option("--name", f.name, "name of the container (unique)");
+    run->add_option("--hostname", f.hostname, "hostname inside (default: the id's first 12 characters)");
+    run->add_flag("--rm", f.rm, "remove the container when it exits");
+    run->add_option("-e,--env", f.env, "set KEY=VALUE (or pass the host's KEY)")->allow_extra_args(false);
+    run->add_option("--env-file", f.env_files, "read KEY=VALUE lines from a file")->allow_extra_args(false);
+    run->add_option("-w,--workdir", f.workdir, "working directory inside");
+    run->add_option("-u,--user", f.user, "NAME|UID[:GROUP|GID] from the image's /etc/passwd and /etc/group");
+    run->add_option("-v,--volume", f.volumes, "bind mount HOST:CONTAINER[:ro|rw]")->allow_extra_args(false);
+    run->add_option("--tmpfs", f.tmpfs, "mount a tmpfs at PATH")->allow_extra_args(false);
+    run->add_flag("--read-only", f.read_only, "mount the root filesystem read-only");
+    run->add_option("--uidmap", f.uidmaps, "CONTAINER_UID:HOST_UID:COUNT (repeatable; user namespace)")->allow_extra_args(false);
+    run->add_option("--gidmap", f.gidmaps, "CONTAINER_GID:HOST_GID:COUNT (repeatable; user namespace)")->allow_extra_args(false);
+    run->add_option("--userns", f.userns, "host (default) or auto: a free 65536-id range");
+    run->add_option("--net,--network", f.net, "none (own network namespace, lo up; default) or host");
+    run->add_option("--stop-timeout", f.stop_timeout, "seconds from SIGTERM to SIGKILL (default 10)")
+        ->check(CLI::NonNegativeNumber);
+    run->add_option("--rootfs", f.rootfs, "run this directory as the root filesystem, no image");
+    run->add_flag("--timens", f.timens, "give the container its own time namespace");
+    run->add_option("--boot-offset", f.boot_offset, "seconds added to CLOCK_BOOTTIME/MONOTONIC (implies --timens)");
+    run->prefix_command();
+
+    std::string source, target;
+    auto* import = app.add_subcommand("import", "make an image from a rootfs tarball or directory");
+    import->add_option("SOURCE", source, "tarball (gzip, xz, zstd, bzip2 or plain) or directory")->required();
+    import->add_option("NAME", target, "NAME[:TAG]")->required();
+
+    auto* images = app.add_subcommand("images", "list images");
+    std::vector<std::string> rmi_refs;
+    auto* rmi = app.add_subcommand("rmi", "remove images no container uses");
+    rmi->add_option("IMAGE", rmi_refs, "NAME[:TAG]")->required();
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForVersion& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        std::string msg = e.what();
+        std::fprintf(stderr, "srlaunch: %s (see srlaunch --help)\n", msg.c_str());
+        return 125;
+    }
+
+    StorePaths paths = StorePaths::resolve(root);
+    if (*run) {
+        ContainerSpec spec = build_spec(f, run->remaining(), paths);
+        return run_container(spec, paths);
+    }
+    if (*import) {
+        Image img = ImageStore(paths.images()).import(source, ImageRef::parse(target));
+        std::printf("%s\n", img.ref.str().c_str());
+        return 0;
+    }
+    if (*images) {
+        std::printf("%-30s %-16s %10s  %s\n", "NAME", "TAG", "SIZE", "CREATED");
+        for (const auto& img : ImageStore(paths.images()).list())
+            std::printf("%-30s %-16s %10s  %s\n", img.ref.name.c_str(), img.ref.tag.c_str(),
+                        human_size(img.size_bytes).c_str(), format_time(img.created).c_str());
+        return 0;
+    }
+    if (*rmi) {
+        ImageStore store(paths.images());
+        for (const auto& r : rmi_refs) {
+            ImageRef ref = ImageRef::parse(r);
+            store.get(ref);
+            if (image_in_use(paths, ref)) throw Error("image " + ref.str() + " is used by a container");
+            store.remove(ref);
+            std::printf("removed %s\n", ref.str().c_str());
+        }
+        return 0;
+    }
+    return 125;
+}
+
+}  // namespace srl

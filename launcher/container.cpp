@@ -1,0 +1,389 @@
+#include "launcher/container.hpp"
+
+#include <fcntl.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+#include <fstream>
+
+#include "launcher/error.hpp"
+#include "launcher/fd.hpp"
+#include "launcher/idmap.hpp"
+#include "launcher/rootfs.hpp"
+#include "launcher/srinit_config.hpp"
+
+namespace srl {
+
+namespace fs = std::filesystem;
+
+StorePaths StorePaths::resolve(const std::string& root_flag) {
+    if (!root_flag.empty()) return {fs::absolute(root_flag)};
+    if (const char* env = std::getenv("SRLAUNCH_ROOT"); env && *env) return {fs::absolute(env)};
+    if (geteuid() == 0) return {"/var/lib/srlaunch"};
+    const char* data = std::getenv("XDG_DATA_HOME");
+    const char* home = std::getenv("HOME");
+    if (data && *data) return {fs::path(data) / "srlaunch"};
+    if (home && *home) return {fs::path(home) / ".local/share/srlaunch"};
+    throw Error("cannot find a place for the store: set --root, SRLAUNCH_ROOT or HOME");
+}
+
+std::string new_container_id() {
+    unsigned char bytes[32];
+    if (getrandom(bytes, sizeof bytes, 0) != static_cast<ssize_t>(sizeof bytes)) throw_errno("getrandom");
+    static const char hex[] = "0123456789abcdef";
+    std::string id;
+    for (unsigned char b : bytes) {
+        id += hex[b >> 4];
+        id += hex[b & 15];
+    }
+    return id;
+}
+
+fs::path find_srinit() {
+    if (const char* env = std::getenv("SRLAUNCH_INIT"); env && *env) return env;
+    fs::path beside = fs::read_symlink("/proc/self/exe").parent_path() / "srinit";
+    if (fs::exists(beside)) return beside;
+    return "/usr/libexec/srlaunch/srinit";
+}
+
+namespace {
+
+// A sealed in-memory copy of a file. srinit runs from one: as PID 1 its /proc/1/exe is
+// visible to the container, and a container root that opened the host's binary for
+// writing could replace the init of every later container (runc's CVE-2019-5736).
+Fd sealed_copy(const fs::path& path, const char* name) {
+    Fd src(check(open(path.c_str(), O_RDONLY | O_CLOEXEC), "open " + path.string()));
+    Fd mem(check(memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING), "memfd_create"));
+    struct stat st {};
+    check(fstat(src.get(), &st), "stat " + path.string());
+    for (off_t off = 0; off < st.st_size;) {
+        ssize_t n = sendfile(mem.get(), src.get(), nullptr, static_cast<size_t>(st.st_size - off));
+        if (n <= 0) throw_errno("copy " + path.string());
+        off += n;
+    }
+    check(fcntl(mem.get(), F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE),
+          "seal the copy of " + path.string());
+    return mem;
+}
+
+Fd memfd_with(const std::string& content, const char* name) {
+    Fd mem(check(memfd_create(name, MFD_CLOEXEC), "memfd_create"));
+    if (write(mem.get(), content.data(), content.size()) != static_cast<ssize_t>(content.size()))
+        throw_errno("write config");
+    check(lseek(mem.get(), 0, SEEK_SET), "seek config");
+    return mem;
+}
+
+// The child's process: SIGKILLed and reaped if we leave before it is waited for.
+class ChildProcess {
+public:
+    explicit ChildProcess(pid_t pid) : pid_(pid) {}
+    ~ChildProcess() {
+        if (pid_ > 0) {
+            kill(pid_, SIGKILL);
+            waitpid(pid_, nullptr, 0);
+        }
+    }
+    ChildProcess(const ChildProcess&) = delete;
+    ChildProcess& operator=(const ChildProcess&) = delete;
+    pid_t pid() const { return pid_; }
+    // Records that the caller reaped it.
+    int reaped(int status) {
+        pid_ = -1;
+        return status;
+    }
+
+private:
+    pid_t pid_;
+};
+
+// Removes what a container left in the store, unless it is to be kept.
+class ContainerDir {
+public:
+    ContainerDir(fs::path dir, bool keep) : dir_(std::move(dir)), keep_(keep) {}
+    ~ContainerDir() {
+        if (keep_) return;
+        std::error_code ec;
+        fs::remove_all(dir_, ec);
+    }
+    ContainerDir(const ContainerDir&) = delete;
+    ContainerDir& operator=(const ContainerDir&) = delete;
+    const fs::path& path() const { return dir_; }
+    void keep(bool k) { keep_ = k; }
+
+private:
+    fs::path dir_;
+    bool keep_;
+};
+
+// A container name held as a symlink names/NAME -> id: symlink() is atomic, so two
+// containers can never take one name.
+class NameClaim {
+public:
+    NameClaim(const fs::path& names, const std::string& name, const std::string& id) {
+        if (name.empty()) return;
+        fs::create_directories(names);
+        path_ = names / name;
+        if (symlink(id.c_str(), path_.c_str()) < 0) {
+            if (errno == EEXIST) {
+                path_.clear();
+                throw Error("the container name \"" + name + "\" is already in use");
+            }
+            throw_errno("claim name " + name);
+        }
+    }
+    ~NameClaim() {
+        if (!path_.empty() && release_) unlink(path_.c_str());
+    }
+    NameClaim(const NameClaim&) = delete;
+    NameClaim& operator=(const NameClaim&) = delete;
+    void keep() { release_ = false; }
+
+private:
+    fs::path path_;
+    bool release_ = true;
+};
+
+void send_fd(int sock, int fd) {
+    char byte = 'g';
+    iovec iov{&byte, 1};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    check(sendmsg(sock, &msg, MSG_NOSIGNAL), "hand the root filesystem to the container");
+}
+
+Fd receive_fd(int sock) {
+    char byte = 0;
+    iovec iov{&byte, 1};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    if (n <= 0) throw Error("the launcher went away before the container started");
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    if (!c || c->cmsg_type != SCM_RIGHTS) throw Error("no root filesystem received");
+    int fd;
+    std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
+    return Fd(fd);
+}
+
+// A new network namespace has only `lo`, and it is down.
+void bring_up_loopback() {
+    Fd sock(check(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), "socket"));
+    ifreq ifr{};
+    std::strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+    check(ioctl(sock.get(), SIOCGIFFLAGS, &ifr), "get flags of lo");
+    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+    check(ioctl(sock.get(), SIOCSIFFLAGS, &ifr), "bring up lo");
+}
+
+void write_identity_files(const ContainerSpec& spec, const fs::path& dir) {
+    std::ofstream(dir / "hostname") << spec.hostname << "\n";
+    std::ofstream(dir / "hosts") << "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                                 << "127.0.1.1\t" << spec.hostname << "\n";
+    std::ofstream resolv(dir / "resolv.conf");
+    if (spec.net == NetMode::Host) {
+        std::ifstream host("/etc/resolv.conf");
+        resolv << host.rdbuf();
+    } else {
+        resolv << "# no network (--net none)\n";
+    }
+}
+
+struct ChildContext {
+    const ContainerSpec* spec;
+    const fs::path* dir;
+    int sock;
+    int srinit_fd;
+    int config_fd;
+};
+
+[[noreturn]] void child_main(const ChildContext& ctx) {
+    const ContainerSpec& spec = *ctx.spec;
+    try {
+        Fd rootfs = receive_fd(ctx.sock);
+        HostPaths host = HostPaths::open(spec, *ctx.dir);
+        if (spec.user_namespace) {
+            // Until now we were the unmapped overflow id; become the container's root.
+            check(setresgid(0, 0, 0), "setresgid 0 in the user namespace");
+            check(setresuid(0, 0, 0), "setresuid 0 in the user namespace");
+        }
+        check(sethostname(spec.hostname.data(), spec.hostname.size()), "sethostname");
+        if (spec.net == NetMode::None) bring_up_loopback();
+        enter_rootfs(spec, std::move(rootfs), host);
+        // Move both fds clear of 3 first: either may be 3 now, and dup2 onto itself would
+        // keep close-on-exec set.
+        int config = check(fcntl(ctx.config_fd, F_DUPFD_CLOEXEC, 10), "dup config");
+        int init = check(fcntl(ctx.srinit_fd, F_DUPFD_CLOEXEC, 10), "dup srinit");
+        check(dup2(config, 3), "pass srinit its config");
+        const char* argv[] = {"srinit", "--config-fd", "3", nullptr};
+        const char* envp[] = {nullptr};
+        syscall(SYS_execveat, init, "", argv, envp, AT_EMPTY_PATH);
+        throw_errno("exec srinit");
+    } catch (const std::exception& e) {
+        std::string msg = e.what();
+        send(ctx.sock, msg.data(), msg.size(), MSG_NOSIGNAL);
+    }
+    _exit(125);
+}
+
+void write_time_offsets(int64_t seconds) {
+    // Offsets can be set only before the first process enters the namespace.
+    std::string text = "monotonic " + std::to_string(seconds) + " 0\nboottime " + std::to_string(seconds) + " 0\n";
+    Fd fd(check(open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC), "open timens_offsets"));
+    if (write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()))
+        throw_errno("set time namespace offsets");
+}
+
+// Forwards SIGINT/SIGTERM/SIGHUP/SIGQUIT to srinit; if the container has not ended
+// stop_timeout seconds after the first one, SIGKILL ends it. Returns the wait status.
+int supervise(ChildProcess& child, int stop_timeout_s, const sigset_t& forwarded) {
+    using Clock = std::chrono::steady_clock;
+    std::optional<Clock::time_point> deadline;
+    for (;;) {
+        int status = 0;
+        pid_t r = waitpid(child.pid(), &status, WNOHANG);
+        if (r == child.pid()) {
+            return child.reaped(status);
+        }
+        siginfo_t info{};
+        int sig;
+        if (deadline) {
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - Clock::now());
+            if (left.count() <= 0) {
+                kill(child.pid(), SIGKILL);
+                deadline.reset();
+                continue;
+            }
+            timespec ts{left.count() / 1000, (left.count() % 1000) * 1'000'000};
+            sig = sigtimedwait(&forwarded, &info, &ts);
+        } else {
+            sig = sigwaitinfo(&forwarded, &info);
+        }
+        if (sig <= 0 || sig == SIGCHLD) continue;
+        kill(child.pid(), sig);
+        if (!deadline) deadline = Clock::now() + std::chrono::seconds(stop_timeout_s);
+    }
+}
+
+}  // namespace
+
+int run_container(ContainerSpec& spec, const StorePaths& store) {
+    fs::path dir = store.containers() / spec.id;
+    fs::create_directories(store.containers());
+    check(mkdir(dir.c_str(), 0700), "create " + dir.string());
+    ContainerDir guard(dir, false);
+    // An automatic user-namespace range goes back to the pool with the container.
+    struct UsernsRelease {
+        const StorePaths& store;
+        const ContainerSpec& spec;
+        bool keep = false;
+        ~UsernsRelease() {
+            if (!keep) UsernsRanges(store.userns()).release(spec.id);
+        }
+    } userns_release{store, spec};
+    NameClaim name(store.names(), spec.name, spec.id);
+    for (const char* sub : {"upper", "work", "merged"}) fs::create_directory(dir / sub);
+    if (spec.user_namespace && !spec.rootfs_is_plain_dir) {
+        // The writable layer's root is the container's "/": it must belong to its root.
+        struct stat lower {};
+        check(stat(spec.image_rootfs.c_str(), &lower), "stat " + spec.image_rootfs.string());
+        uid_t uid = *map_to_host(spec.uid_mappings, 0);
+        gid_t gid = *map_to_host(spec.gid_mappings, 0);
+        for (const char* sub : {"upper", "work"}) check(chown((dir / sub).c_str(), uid, gid), "chown " + std::string(sub));
+        check(chmod((dir / "upper").c_str(), lower.st_mode & 07777), "chmod upper");
+    }
+    write_identity_files(spec, dir);
+    std::ofstream(dir / "config.json") << spec_to_json(spec).dump(2) << "\n";
+
+    Fd srinit = sealed_copy(find_srinit(), "srinit");
+    Fd config = memfd_with(srinit_config_stream(spec), "srinit-config");
+    int pair[2];
+    check(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), "socketpair");
+    Fd parent_sock(pair[0]), child_sock(pair[1]);
+
+    // Blocked before the clone so no signal is lost between it and the wait loop; srinit
+    // sets its own mask, the workload gets a clean one.
+    sigset_t forwarded, old_mask;
+    sigemptyset(&forwarded);
+    for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD}) sigaddset(&forwarded, s);
+    sigprocmask(SIG_BLOCK, &forwarded, &old_mask);
+    struct RestoreMask {
+        sigset_t mask;
+        ~RestoreMask() { sigprocmask(SIG_SETMASK, &mask, nullptr); }
+    } restore{old_mask};
+
+    if (spec.time_namespace) {
+        check(unshare(CLONE_NEWTIME), "create a time namespace");
+        write_time_offsets(spec.boot_offset_s);
+    }
+    long flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP;
+    if (spec.net == NetMode::None) flags |= CLONE_NEWNET;
+    if (spec.user_namespace) flags |= CLONE_NEWUSER;
+    // Raw clone with fork semantics: one call creates the child inside every namespace, so
+    // it is PID 1 of its PID namespace and can mount that namespace's /proc itself.
+    pid_t pid = static_cast<pid_t>(syscall(SYS_clone, flags | SIGCHLD, nullptr, nullptr, nullptr, nullptr));
+    if (pid < 0) throw_errno("create the container's namespaces");
+    if (pid == 0) {
+        parent_sock.reset();
+        child_main({&spec, &dir, child_sock.get(), srinit.get(), config.get()});
+    }
+    ChildProcess child(pid);
+    child_sock.reset();
+
+    Fd userns;
+    if (spec.user_namespace) {
+        write_id_maps(pid, spec.uid_mappings, spec.gid_mappings);
+        std::string ns = "/proc/" + std::to_string(pid) + "/ns/user";
+        userns = Fd(check(open(ns.c_str(), O_RDONLY | O_CLOEXEC), "open " + ns));
+    }
+    Fd rootfs = make_rootfs_mount(spec, dir, userns);
+    send_fd(parent_sock.get(), rootfs.get());
+    rootfs.reset();
+
+    // The child's end closes on exec: EOF means srinit is running; bytes are its error.
+    char buf[1024];
+    ssize_t n;
+    while ((n = read(parent_sock.get(), buf, sizeof buf)) < 0 && errno == EINTR) {
+    }
+    if (n > 0) throw Error(std::string(buf, static_cast<size_t>(n)));
+    parent_sock.reset();
+
+    guard.keep(!spec.remove_on_exit);
+    if (!spec.remove_on_exit) {
+        name.keep();
+        userns_release.keep = true;
+    }
+    int status = supervise(child, spec.stop_timeout_s, forwarded);
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+    return 125;
+}
+
+}  // namespace srl

@@ -1,0 +1,35 @@
+// Running one container from a ContainerSpec: namespaces, ID maps, the root filesystem,
+// srinit as PID 1, waiting, signal forwarding and cleanup.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include "launcher/spec.hpp"
+
+namespace srl {
+
+// Where srlaunch keeps things: as root /var/lib/srlaunch, as a user $XDG_DATA_HOME/srlaunch;
+// --root DIR or SRLAUNCH_ROOT puts everything under DIR.
+struct StorePaths {
+    std::filesystem::path root;
+    std::filesystem::path images() const { return root / "images"; }
+    std::filesystem::path containers() const { return root / "containers"; }
+    std::filesystem::path names() const { return root / "names"; }
+    std::filesystem::path userns() const { return root / "userns"; }
+    static StorePaths resolve(const std::string& root_flag);
+};
+
+// A fresh random container id (64 hex digits).
+std::string new_container_id();
+
+// The srinit binary to inject: $SRLAUNCH_INIT, else `srinit` beside the srlaunch binary,
+// else /usr/libexec/srlaunch/srinit.
+std::filesystem::path find_srinit();
+
+// Runs the container to completion and returns its exit status as `docker run` does
+// (the workload's, 126/127 from srinit, 128+N for a signal). Throws Error for failures of
+// srlaunch itself, after cleaning up.
+int run_container(ContainerSpec& spec, const StorePaths& store);
+
+}  // namespace srl

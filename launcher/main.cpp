@@ -1,0 +1,13 @@
+#include <cstdio>
+#include <exception>
+
+#include "launcher/cli.hpp"
+
+int main(int argc, char** argv) {
+    try {
+        return srl::main_cli(argc, argv);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "srlaunch: %s\n", e.what());
+        return 125;  // like docker run: srlaunch itself failed
+    }
+}

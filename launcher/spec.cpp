@@ -1,0 +1,44 @@
+#include "launcher/spec.hpp"
+
+namespace srl {
+
+nlohmann::json spec_to_json(const ContainerSpec& s) {
+    using nlohmann::json;
+    json mounts = json::array();
+    for (const auto& m : s.mounts)
+        mounts.push_back({{"type", m.kind == Mount::Kind::Bind ? "bind" : "tmpfs"},
+                          {"source", m.source},
+                          {"destination", m.destination},
+                          {"readonly", m.read_only}});
+    auto maps = [](const std::vector<IdMapping>& v) {
+        json out = json::array();
+        for (const auto& m : v) out.push_back({{"containerID", m.container}, {"hostID", m.host}, {"size", m.count}});
+        return out;
+    };
+    return {
+        {"id", s.id},
+        {"name", s.name},
+        {"image", s.image},
+        {"process",
+         {{"args", s.process.args},
+          {"env", s.process.env},
+          {"cwd", s.process.cwd},
+          {"user", {{"uid", s.process.uid}, {"gid", s.process.gid}, {"additionalGids", s.process.additional_gids}}},
+          {"terminal", s.process.terminal}}},
+        {"root", {{"path", s.image_rootfs.string()}, {"readonly", s.read_only_root}, {"overlay", !s.rootfs_is_plain_dir}}},
+        {"hostname", s.hostname},
+        {"mounts", mounts},
+        {"linux",
+         {{"network", s.net == NetMode::None ? "none" : "host"},
+          {"userNamespace", s.user_namespace},
+          {"uidMappings", maps(s.uid_mappings)},
+          {"gidMappings", maps(s.gid_mappings)},
+          {"timeNamespace", s.time_namespace},
+          {"maskedPaths", s.masked_paths},
+          {"readonlyPaths", s.readonly_paths}}},
+        {"stopTimeout", s.stop_timeout_s},
+        {"autoRemove", s.remove_on_exit},
+    };
+}
+
+}  // namespace srl

@@ -1,0 +1,62 @@
+// ContainerSpec: everything a container is, as one plain struct shaped like the OCI runtime
+// config. `run` fills it from flags; a later OCI CLI fills it from config.json. Nothing but
+// cli.cpp reads flags; everything after reads this.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "launcher/idmap.hpp"
+
+namespace srl {
+
+struct Mount {
+    enum class Kind { Bind, Tmpfs };
+    Kind kind = Kind::Bind;
+    std::string source;       // host path for Bind
+    std::string destination;  // absolute path inside the container
+    bool read_only = false;
+};
+
+enum class NetMode { None, Host };
+
+struct ContainerSpec {
+    struct Process {
+        std::vector<std::string> args;
+        std::vector<std::string> env;  // KEY=VALUE, final
+        std::string cwd = "/";
+        uint32_t uid = 0, gid = 0;
+        std::vector<uint32_t> additional_gids;
+        bool terminal = false;
+    } process;
+
+    std::string id;                    // 64 hex chars
+    std::string name;
+    std::string image;                 // NAME:TAG, or empty with --rootfs
+    std::filesystem::path image_rootfs;  // lower layer (or the --rootfs directory itself)
+    bool rootfs_is_plain_dir = false;    // --rootfs: used directly, no overlay
+    bool read_only_root = false;
+    std::string hostname;
+    std::vector<Mount> mounts;
+
+    // Namespaces beyond the always-new pid, uts, ipc, mnt, cgroup.
+    NetMode net = NetMode::None;
+    bool user_namespace = false;       // set when there are mappings
+    std::vector<IdMapping> uid_mappings, gid_mappings;
+    bool time_namespace = false;
+    int64_t boot_offset_s = 0;         // CLOCK_BOOTTIME/MONOTONIC offset in the time namespace
+
+    bool remove_on_exit = false;       // --rm
+    int stop_timeout_s = 10;
+    std::vector<std::string> masked_paths, readonly_paths;
+};
+
+// The spec as JSON (OCI-config-like), kept in the container's dir for inspection.
+nlohmann::json spec_to_json(const ContainerSpec& spec);
+
+}  // namespace srl

@@ -1,0 +1,30 @@
+#include "launcher/srinit_config.hpp"
+
+namespace srl {
+
+namespace {
+void record(std::string& out, const char* key, const std::string& value) {
+    out += key;
+    out += ' ';
+    out += std::to_string(value.size());
+    out += '\n';
+    out += value;
+    out += '\n';
+}
+}  // namespace
+
+std::string srinit_config_stream(const ContainerSpec& spec) {
+    std::string out;
+    for (const auto& a : spec.process.args) record(out, "arg", a);
+    for (const auto& e : spec.process.env) record(out, "env", e);
+    record(out, "cwd", spec.process.cwd);
+    record(out, "uid", std::to_string(spec.process.uid));
+    record(out, "gid", std::to_string(spec.process.gid));
+    std::string groups;
+    for (auto g : spec.process.additional_gids) groups += (groups.empty() ? "" : ",") + std::to_string(g);
+    record(out, "groups", groups);
+    record(out, "grace_ms", std::to_string(spec.stop_timeout_s * 1000));
+    return out;
+}
+
+}  // namespace srl

@@ -1,0 +1,282 @@
+// `srlaunch run`: real containers from the real Alpine fixture, imported into a temporary
+// store, and from a busybox-static root built here.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "../support/proc.hpp"
+
+using namespace test;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string fixture_tarball() {
+    std::string path = std::string(FIXTURES_DIR) + "/alpine/alpine-minirootfs-3.20.3-x86_64.tar.gz";
+    if (!fs::exists(path)) {
+        const char* ci = std::getenv("CI");
+        if (ci && std::string(ci) == "true") FAIL("fixture missing: " << path);
+        std::fprintf(stderr, "SKIPPED: fixture missing: %s\n", path.c_str());
+        std::exit(77);
+    }
+    return path;
+}
+
+// A temporary store with the Alpine fixture imported as alpine:3.20 (and alpine:latest).
+class Store {
+public:
+    Store() {
+        require_root();
+        auto r = srl({"import", fixture_tarball(), "alpine:3.20"});
+        REQUIRE(r.status == 0);
+    }
+    Result srl(std::vector<std::string> args, const SpawnOptions& o = {}) const {
+        return run(argv(std::move(args)), o);
+    }
+    std::vector<std::string> argv(std::vector<std::string> args) const {
+        args.insert(args.begin(), {SRLAUNCH_PATH, "--root", dir.path()});
+        return args;
+    }
+    // `run --rm alpine:3.20 ARGS...`
+    Result in_alpine(std::vector<std::string> flags, std::vector<std::string> cmd) const {
+        std::vector<std::string> args{"run", "--rm"};
+        args.insert(args.end(), flags.begin(), flags.end());
+        args.emplace_back("alpine:3.20");
+        args.insert(args.end(), cmd.begin(), cmd.end());
+        return srl(args);
+    }
+    std::string path(const std::string& sub) const { return dir / sub; }
+    TempDir dir;
+};
+
+std::string trim(std::string s) {
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    return s;
+}
+
+std::string host_hostname() {
+    char buf[256] = {};
+    gethostname(buf, sizeof buf - 1);
+    return buf;
+}
+
+size_t count_entries(const std::string& dir) {
+    if (!fs::exists(dir)) return 0;
+    return static_cast<size_t>(std::distance(fs::directory_iterator(dir), fs::directory_iterator()));
+}
+
+}  // namespace
+
+TEST_CASE("seed 1: the hostname is the container's own", "[run]") {
+    Store s;
+    std::string before = host_hostname();
+    auto r = s.in_alpine({"--hostname", "inner"}, {"hostname"});
+    REQUIRE(r.status == 0);
+    CHECK(r.out == "inner\n");
+    auto changed = s.in_alpine({"--hostname", "inner"}, {"sh", "-c", "hostname other && hostname && cat /etc/hostname"});
+    CHECK(changed.status == 0);
+    CHECK(changed.out == "other\ninner\n");
+    CHECK(host_hostname() == before);
+    auto dflt = s.in_alpine({}, {"hostname"});
+    CHECK(trim(dflt.out).size() == 12);
+    CHECK(trim(dflt.out) != before);
+}
+
+TEST_CASE("seed 2: two containers with different user namespace maps at once", "[run]") {
+    Store s;
+    TempDir shared;
+    chmod(shared.path().c_str(), 0777);
+    write_file(shared / "unmapped", "x");
+    REQUIRE(chown((shared / "unmapped").c_str(), 4'000'000, 4'000'000) == 0);
+    auto start = [&](const std::string& base, const std::string& file) {
+        std::string map = "0:" + base + ":65536";
+        return std::make_unique<Child>(s.argv({"run", "--rm", "--uidmap", map, "--gidmap", map, "-v",
+                                              shared.path() + ":/vol", "alpine:3.20", "sh", "-c",
+                                              "id; cat /proc/self/uid_map; touch /vol/" + file +
+                                                  "; stat -c %U:%G /vol/unmapped; sleep 1"}));
+    };
+    auto a = start("100000", "from-a");
+    auto b = start("200000", "from-b");
+    CHECK(a->wait() == 0);
+    CHECK(b->wait() == 0);
+    for (auto* c : {a.get(), b.get()}) {
+        INFO(c->out() << c->err());
+        CHECK(c->out().rfind("uid=0(root) gid=0(root)", 0) == 0);
+        CHECK(c->out().find("nobody:nobody") != std::string::npos);
+    }
+    CHECK(a->out().find("0     100000      65536") != std::string::npos);
+    CHECK(b->out().find("0     200000      65536") != std::string::npos);
+    struct stat st {};
+    REQUIRE(stat((shared / "from-a").c_str(), &st) == 0);
+    CHECK(st.st_uid == 100000);
+    CHECK(st.st_gid == 100000);
+    REQUIRE(stat((shared / "from-b").c_str(), &st) == 0);
+    CHECK(st.st_uid == 200000);
+}
+
+TEST_CASE("a user namespace container's root owns its root filesystem", "[run]") {
+    Store s;
+    // The image is idmapped: its root-owned files belong to the container's root.
+    auto r = s.in_alpine({"--uidmap", "0:300000:65536"},
+                         {"sh", "-c", "stat -c %U /etc/passwd && echo ok > /etc/written && cat /etc/written"});
+    INFO(r.err);
+    CHECK(r.status == 0);
+    CHECK(r.out == "root\nok\n");
+    auto autons = s.in_alpine({"--userns", "auto"}, {"sh", "-c", "id -u; cat /proc/self/uid_map"});
+    CHECK(autons.status == 0);
+    CHECK(autons.out.find("0    1048576      65536") != std::string::npos);
+    CHECK(count_entries(s.path("userns")) <= 1);  // only the lock file: the range was released
+}
+
+TEST_CASE("PID namespace: the container sees only its own processes", "[run]") {
+    Store s;
+    Child host_sleeper({"sleep", "43210"});
+    auto r = s.in_alpine({}, {"ps", "-o", "pid,ppid,args"});
+    REQUIRE(r.status == 0);
+    INFO(r.out);
+    CHECK(r.out.find("\n    1     0 srinit") != std::string::npos);
+    CHECK(r.out.find("    2     1 ps -o pid,ppid,args") != std::string::npos);
+    CHECK(r.out.find("43210") == std::string::npos);
+
+    Child inside(s.argv({"run", "--rm", "alpine:3.20", "sh", "-c", "echo ready; exec sleep 54321"}));
+    REQUIRE(inside.read_until("ready"));
+    auto host_ps = run({"ps", "-eo", "args"});
+    CHECK(host_ps.out.find("sleep 54321") != std::string::npos);
+    kill(inside.pid(), SIGTERM);
+    CHECK(inside.wait() == 143);
+}
+
+TEST_CASE("every namespace is new: ipc, mnt, net, uts, cgroup, pid", "[run]") {
+    Store s;
+    auto r = s.in_alpine({}, {"sh", "-c", "for n in ipc mnt net uts cgroup pid; do readlink /proc/self/ns/$n; done"});
+    REQUIRE(r.status == 0);
+    for (std::string ns : {"ipc", "mnt", "net", "uts", "cgroup", "pid"}) {
+        std::string host = fs::read_symlink("/proc/self/ns/" + ns).string();
+        CHECK(r.out.find(ns + ":[") != std::string::npos);
+        CHECK(r.out.find(host) == std::string::npos);
+    }
+    auto net = s.in_alpine({}, {"sh", "-c", "ls /sys/class/net; ip link show lo"});
+    CHECK(net.out.rfind("lo\n", 0) == 0);
+    CHECK(net.out.find(",UP") != std::string::npos);
+    auto cg = s.in_alpine({}, {"cat", "/proc/self/cgroup"});
+    std::istringstream lines(cg.out);
+    int n = 0;
+    for (std::string line; std::getline(lines, line); ++n) CHECK(line.substr(line.rfind(':')) == ":/");
+    CHECK(n > 0);
+    auto hostnet = s.in_alpine({"--net", "host"}, {"readlink", "/proc/self/ns/net"});
+    CHECK(trim(hostnet.out) == fs::read_symlink("/proc/self/ns/net").string());
+}
+
+TEST_CASE("the container has its own /proc, /sys, /dev and masked paths", "[run]") {
+    Store s;
+    auto r = s.in_alpine({}, {"sh", "-c",
+                              "ls /dev | tr '\\n' ' '; echo; wc -c < /proc/timer_list; "
+                              "(echo x > /proc/sys/kernel/hostname) 2>&1 || true"});
+    INFO(r.out << r.err);
+    REQUIRE(r.status == 0);
+    for (std::string dev : {"null", "zero", "full", "random", "urandom", "tty", "pts", "ptmx", "shm", "mqueue",
+                            "fd", "stdin", "stdout", "stderr"})
+        CHECK(r.out.find(dev + " ") != std::string::npos);
+    CHECK(r.out.find("\n0\n") != std::string::npos);  // /proc/timer_list masked
+    CHECK(r.out.find("Read-only file system") != std::string::npos);
+    auto echo = s.in_alpine({}, {"sh", "-c", "echo hi > /dev/null && head -c 4 /dev/zero | wc -c"});
+    CHECK(echo.out == "4\n");
+}
+
+TEST_CASE("overlay: writes stay in the container; --read-only refuses them", "[run]") {
+    Store s;
+    auto w = s.in_alpine({}, {"sh", "-c", "echo mine > /etc/newfile && rm /etc/alpine-release && cat /etc/newfile"});
+    CHECK(w.out == "mine\n");
+    CHECK(s.in_alpine({}, {"sh", "-c", "test ! -e /etc/newfile && cat /etc/alpine-release"}).out == "3.20.3\n");
+    auto images = run({"sh", "-c", "find " + s.path("images") + " -name newfile | wc -l"});
+    CHECK(trim(images.out) == "0");
+
+    TempDir vol;
+    auto ro = s.in_alpine({"--read-only", "-v", vol.path() + ":/data", "--tmpfs", "/scratch"},
+                          {"sh", "-c", "touch /etc/x 2>&1; touch /data/ok /scratch/ok && echo writable"});
+    CHECK(ro.out.find("Read-only file system") != std::string::npos);
+    CHECK(ro.out.find("writable") != std::string::npos);
+    CHECK(fs::exists(vol / "ok"));
+    auto rov = s.in_alpine({"-v", vol.path() + ":/data:ro"}, {"touch", "/data/no"});
+    CHECK(rov.status != 0);
+    CHECK(!fs::exists(vol / "no"));
+}
+
+TEST_CASE("users, working directory and environment", "[run]") {
+    Store s;
+    CHECK(s.in_alpine({"-u", "nobody"}, {"id", "-u"}).out == "65534\n");
+    CHECK(s.in_alpine({"-u", "1000:1000"}, {"id"}).out == "uid=1000 gid=1000 groups=1000\n");
+    CHECK(s.in_alpine({"-u", "daemon"}, {"id", "-G"}).out == "2 1 4\n");  // supplementary groups set
+    CHECK(s.in_alpine({"-w", "/tmp"}, {"pwd"}).out == "/tmp\n");
+    CHECK(s.in_alpine({"-e", "A=1"}, {"sh", "-c", "echo $A"}).out == "1\n");
+    auto env = s.in_alpine({}, {"env"}).out;
+    CHECK(env.find("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n") != std::string::npos);
+    CHECK(env.find("HOME=/root\n") != std::string::npos);
+    CHECK(s.in_alpine({"-u", "nobody"}, {"sh", "-c", "echo $HOME"}).out == "/\n");
+    CHECK(s.in_alpine({}, {"sh", "-c", "exit 3"}).status == 3);
+}
+
+TEST_CASE("bad input: clear errors, docker's exit statuses, nothing left behind", "[run]") {
+    Store s;
+    auto unknown = s.srl({"run", "--rm", "nosuch:image", "true"});
+    CHECK(unknown.status == 125);
+    CHECK(unknown.err.find("nosuch:image") != std::string::npos);
+    auto badmap = s.in_alpine({"--uidmap", "0:100000"}, {"true"});
+    CHECK(badmap.status == 125);
+    CHECK(badmap.err.find("--uidmap") != std::string::npos);
+    auto overlap = s.in_alpine({"--uidmap", "0:100000:1000", "--uidmap", "500:300000:10"}, {"true"});
+    CHECK(overlap.status == 125);
+    CHECK(overlap.err.find("overlaps") != std::string::npos);
+    auto missing = s.in_alpine({}, {"/no/such/command"});
+    CHECK(missing.status == 127);
+    CHECK(missing.err.find("/no/such/command") != std::string::npos);
+    auto flag = s.srl({"run", "--no-such-flag", "alpine:3.20"});
+    CHECK(flag.status == 125);
+    CHECK(std::count(flag.err.begin(), flag.err.end(), '\n') == 1);
+    auto badvol = s.in_alpine({"-v", "relative:/x"}, {"true"});
+    CHECK(badvol.status == 125);
+    CHECK(count_entries(s.path("containers")) == 0);
+}
+
+TEST_CASE("a busybox-only --rootfs directory runs", "[run]") {
+    require_root();
+    require_program("busybox");
+    TempDir root;
+    fs::create_directories(root / "bin");
+    std::string busybox = trim(run({"sh", "-c", "command -v busybox"}).out);
+    fs::copy_file(busybox, root / "bin/busybox");
+    for (const char* app : {"sh", "ls", "cat", "id"}) fs::create_symlink("busybox", root / (std::string("bin/") + app));
+    TempDir store;
+    auto r = run({SRLAUNCH_PATH, "--root", store.path(), "run", "--rm", "--rootfs", root.path(), "--hostname", "bb",
+                  "/bin/sh", "-c", "cat /etc/hostname; ls /proc/1/exe >/dev/null && echo proc-ok"});
+    INFO(r.err);
+    CHECK(r.status == 0);
+    CHECK(r.out == "bb\nproc-ok\n");
+}
+
+TEST_CASE("--boot-offset gives the container its own time namespace", "[run]") {
+    Store s;
+    auto r = s.in_alpine({"--boot-offset", "864000"}, {"cut", "-d.", "-f1", "/proc/uptime"});
+    REQUIRE(r.status == 0);
+    CHECK(std::stol(r.out) >= 864000);
+}
+
+TEST_CASE("leaks: 100 containers leave no mounts, fds or directories behind", "[run]") {
+    Store s;
+    auto mounts_before = read_file("/proc/self/mountinfo");
+    size_t fds_before = count_entries("/proc/self/fd");
+    for (int i = 0; i < 100; ++i) {
+        auto r = s.in_alpine({}, {"true"});
+        REQUIRE(r.status == 0);
+    }
+    CHECK(read_file("/proc/self/mountinfo") == mounts_before);
+    CHECK(count_entries("/proc/self/fd") == fds_before);
+    CHECK(count_entries(s.path("containers")) == 0);
+    CHECK(count_entries(s.path("names")) == 0);
+}

@@ -260,7 +260,7 @@ TEST_CASE("a busybox-only --rootfs directory runs", "[run]") {
     CHECK(r.out == "bb\nproc-ok\n");
 }
 
-TEST_CASE("--boot-offset gives the container its own time namespace", "[run]") {
+TEST_CASE("run --boot-offset gives the container its own time namespace", "[run]") {
     Store s;
     auto r = s.in_alpine({"--boot-offset", "864000"}, {"cut", "-d.", "-f1", "/proc/uptime"});
     REQUIRE(r.status == 0);
@@ -279,4 +279,71 @@ TEST_CASE("leaks: 100 containers leave no mounts, fds or directories behind", "[
     CHECK(count_entries("/proc/self/fd") == fds_before);
     CHECK(count_entries(s.path("containers")) == 0);
     CHECK(count_entries(s.path("names")) == 0);
+    // No cgroup of ours is left in any hierarchy.
+    CHECK(run({"sh", "-c", "find /sys/fs/cgroup -maxdepth 6 -type d -name 'srlaunch*' | wc -l"}).out == "0\n");
+}
+
+TEST_CASE("import refuses archives that escape the image, leaving nothing", "[run]") {
+    Store s;
+    require_program("tar");
+    TempDir src;
+    write_file(src / "passwd", "pw\n");
+    auto evil = run({"tar", "-C", src.path(), "-cPf", src / "evil.tar", "--transform", "s,^passwd,../../etc/passwd,",
+                     "passwd"});
+    REQUIRE(evil.status == 0);
+    fs::create_symlink("/", src / "link");
+    REQUIRE(run({"tar", "-C", src.path(), "-cf", src / "sym.tar", "link"}).status == 0);
+    REQUIRE(run({"tar", "-C", src.path(), "-rPf", src / "sym.tar", "--transform",
+                 "s,^passwd,link/tmp/srlaunch-escaped," , "passwd"}).status == 0);
+    auto images_before = run({"find", s.path("images")}).out;
+    auto a = s.srl({"import", src / "evil.tar", "bad:1"});
+    CHECK(a.status == 125);
+    CHECK(a.err == "srlaunch: unsafe path in archive: ../../etc/passwd\n");
+    auto b = s.srl({"import", src / "sym.tar", "bad:2"});
+    CHECK(b.status == 125);
+    CHECK(b.err.find("link/tmp/srlaunch-escaped") != std::string::npos);
+    CHECK(!fs::exists("/tmp/srlaunch-escaped"));
+    CHECK(run({"find", s.path("images")}).out == images_before);
+}
+
+TEST_CASE("srlaunch forwards SIGTERM to the container and enforces --stop-timeout", "[run]") {
+    Store s;
+    Child polite(s.argv({"run", "--rm", "alpine:3.20", "sh", "-c",
+                         "trap 'echo got-term; exit 0' TERM; echo ready; while :; do sleep 0.05; done"}));
+    REQUIRE(polite.read_until("ready"));
+    kill(polite.pid(), SIGTERM);
+    CHECK(polite.wait() == 0);
+    CHECK(polite.out().find("got-term") != std::string::npos);
+
+    Child stubborn(s.argv({"run", "--rm", "--stop-timeout", "1", "alpine:3.20", "sh", "-c",
+                           "trap '' TERM; echo ready; while :; do sleep 0.05; done"}));
+    REQUIRE(stubborn.read_until("ready"));
+    auto start = Clock::now();
+    kill(stubborn.pid(), SIGTERM);
+    CHECK(stubborn.wait() == 137);  // SIGKILL after the timeout
+    CHECK(std::chrono::duration<double>(Clock::now() - start).count() >= 1.0);
+    CHECK(count_entries(s.path("containers")) == 0);
+}
+
+TEST_CASE("an error in the container's setup is reported once, with 125", "[run]") {
+    Store s;
+    // /etc/passwd is a file: a tmpfs cannot be mounted below it.
+    auto r = s.in_alpine({"--tmpfs", "/etc/passwd/sub"}, {"true"});
+    CHECK(r.status == 125);
+    CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+    CHECK(r.err.find("/etc/passwd/sub") != std::string::npos);
+    CHECK(count_entries(s.path("containers")) == 0);
+    auto name = s.srl({"run", "--name", "bad name", "alpine:3.20", "true"});
+    CHECK(name.status == 125);
+}
+
+TEST_CASE("names are unique while a container holds them", "[run]") {
+    Store s;
+    Child first(s.argv({"run", "--rm", "--name", "web", "alpine:3.20", "sh", "-c", "echo ready; sleep 2"}));
+    REQUIRE(first.read_until("ready"));
+    auto second = s.srl({"run", "--rm", "--name", "web", "alpine:3.20", "true"});
+    CHECK(second.status == 125);
+    CHECK(second.err.find("already in use") != std::string::npos);
+    CHECK(first.wait() == 0);
+    CHECK(s.srl({"run", "--rm", "--name", "web", "alpine:3.20", "true"}).status == 0);
 }

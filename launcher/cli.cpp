@@ -2,18 +2,23 @@
 // file reads flags.
 #include "launcher/cli.hpp"
 
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <ctime>
 #include <fstream>
+#include <charconv>
 #include <iostream>
+#include <sstream>
 
 #include "images/reference.hpp"
 #include "images/store.hpp"
 #include "launcher/container.hpp"
 #include "launcher/error.hpp"
+#include "launcher/units.hpp"
 #include "launcher/users.hpp"
 
 namespace srl {
@@ -22,7 +27,16 @@ namespace fs = std::filesystem;
 
 namespace {
 
+struct ResourceFlags {
+    std::string memory, memory_swap, cpus, cpuset_cpus, cpuset_mems;
+    std::optional<uint64_t> cpu_shares;
+    std::optional<int64_t> pids_limit;
+    std::optional<uint16_t> blkio_weight;
+    std::vector<std::string> read_bps, write_bps, read_iops, write_iops, devices;
+};
+
 struct RunFlags {
+    ResourceFlags res;
     std::string name, hostname, workdir, user, userns = "host", net = "none", rootfs;
     bool rm = false, read_only = false, timens = false, interactive = false, tty = false;
     std::vector<std::string> env, env_files, volumes, tmpfs, uidmaps, gidmaps;
@@ -72,6 +86,92 @@ Mount parse_volume(const std::string& v) {
 
 void validate_container_path(const std::string& p, const char* what) {
     if (p.empty() || p[0] != '/') throw Error(std::string(what) + " must be an absolute path: \"" + p + "\"");
+}
+
+// A block device for the throttle flags: PATH:VALUE, major:minor from stat.
+DeviceLimit parse_device_limit(const std::string& text, const char* flag, bool is_rate) {
+    auto colon = text.rfind(':');
+    if (colon == std::string::npos || colon == 0)
+        throw Error(std::string("invalid ") + flag + " \"" + text + "\": expected PATH:" + (is_rate ? "RATE" : "IOPS"));
+    DeviceLimit d;
+    d.path = text.substr(0, colon);
+    std::string value = text.substr(colon + 1);
+    struct stat st {};
+    if (stat(d.path.c_str(), &st) < 0) throw Error(std::string(flag) + ": " + d.path, errno);
+    if (!S_ISBLK(st.st_mode)) throw Error(std::string(flag) + ": " + d.path + " is not a block device");
+    d.major = major(st.st_rdev);
+    d.minor = minor(st.st_rdev);
+    if (is_rate) {
+        d.value = static_cast<uint64_t>(parse_size(value, flag));
+    } else {
+        auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), d.value);
+        if (ec != std::errc() || p != value.data() + value.size() || value.empty())
+            throw Error(std::string("invalid ") + flag + " \"" + text + "\": IOPS must be a number");
+    }
+    return d;
+}
+
+// --device HOST[:CTR][:rwm]
+Device parse_device(const std::string& text) {
+    Device d;
+    std::vector<std::string> parts;
+    std::istringstream in(text);
+    for (std::string p; std::getline(in, p, ':');) parts.push_back(p);
+    if (parts.empty() || parts.size() > 3) throw Error("invalid --device \"" + text + "\": expected HOST[:CONTAINER][:rwm]");
+    d.host_path = parts[0];
+    d.container_path = parts[0];
+    auto is_access = [](const std::string& s) {
+        return !s.empty() && s.find_first_not_of("rwm") == std::string::npos;
+    };
+    if (parts.size() == 2) {
+        if (is_access(parts[1])) d.access = parts[1];
+        else d.container_path = parts[1];
+    } else if (parts.size() == 3) {
+        d.container_path = parts[1];
+        if (!is_access(parts[2])) throw Error("invalid --device \"" + text + "\": access must be of r, w, m");
+        d.access = parts[2];
+    }
+    validate_container_path(d.container_path, "--device");
+    struct stat st {};
+    if (stat(d.host_path.c_str(), &st) < 0) throw Error("--device " + d.host_path, errno);
+    if (!S_ISBLK(st.st_mode) && !S_ISCHR(st.st_mode)) throw Error("--device " + d.host_path + " is not a device node");
+    d.type = S_ISBLK(st.st_mode) ? 'b' : 'c';
+    d.major = major(st.st_rdev);
+    d.minor = minor(st.st_rdev);
+    d.mode = st.st_mode & 07777;
+    return d;
+}
+
+Resources build_resources(const ResourceFlags& f) {
+    Resources r;
+    if (!f.memory.empty()) {
+        r.memory = parse_size(f.memory, "--memory");
+        if (*r.memory < 6 * 1024 * 1024) throw Error("--memory: the minimum is 6m");
+    }
+    if (!f.memory_swap.empty()) {
+        r.memory_swap = f.memory_swap == "-1" ? -1 : parse_size(f.memory_swap, "--memory-swap");
+        if (!r.memory) throw Error("--memory-swap needs --memory");
+        if (*r.memory_swap >= 0 && *r.memory_swap < *r.memory) throw Error("--memory-swap must be at least --memory");
+    }
+    if (f.cpu_shares) {
+        if (*f.cpu_shares < 2 || *f.cpu_shares > 262'144) throw Error("--cpu-shares must be between 2 and 262144");
+        r.cpu_shares = f.cpu_shares;
+    }
+    if (!f.cpus.empty()) r.cpu_quota_us = parse_cpus_quota(f.cpus, r.cpu_period_us, "--cpus");
+    if (!f.cpuset_cpus.empty()) validate_cpu_list(f.cpuset_cpus, "--cpuset-cpus");
+    if (!f.cpuset_mems.empty()) validate_cpu_list(f.cpuset_mems, "--cpuset-mems");
+    r.cpuset_cpus = f.cpuset_cpus;
+    r.cpuset_mems = f.cpuset_mems;
+    if (f.pids_limit) r.pids_limit = *f.pids_limit <= 0 ? -1 : *f.pids_limit;
+    if (f.blkio_weight) {
+        if (*f.blkio_weight < 10 || *f.blkio_weight > 1000) throw Error("--blkio-weight must be between 10 and 1000");
+        r.blkio_weight = f.blkio_weight;
+    }
+    for (const auto& t : f.read_bps) r.read_bps.push_back(parse_device_limit(t, "--device-read-bps", true));
+    for (const auto& t : f.write_bps) r.write_bps.push_back(parse_device_limit(t, "--device-write-bps", true));
+    for (const auto& t : f.read_iops) r.read_iops.push_back(parse_device_limit(t, "--device-read-iops", false));
+    for (const auto& t : f.write_iops) r.write_iops.push_back(parse_device_limit(t, "--device-write-iops", false));
+    return r;
 }
 
 std::vector<IdMapping> parse_maps(const std::vector<std::string>& flags, const char* which) {
@@ -175,6 +275,8 @@ ContainerSpec build_spec(const RunFlags& f, std::vector<std::string> rest, const
             throw Error("the user " + std::to_string(spec.process.uid) + ":" + std::to_string(spec.process.gid) +
                         " is not mapped into the user namespace");
     }
+    spec.resources = build_resources(f.res);
+    for (const auto& d : f.res.devices) spec.devices.push_back(parse_device(d));
     spec.time_namespace = f.timens || f.boot_offset != 0;
     spec.boot_offset_s = f.boot_offset;
     spec.masked_paths = {"/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug",
@@ -245,6 +347,26 @@ int main_cli(int argc, char** argv) {
     run->add_option("--rootfs", f.rootfs, "run this directory as the root filesystem, no image");
     run->add_flag("--timens", f.timens, "give the container its own time namespace");
     run->add_option("--boot-offset", f.boot_offset, "seconds added to CLOCK_BOOTTIME/MONOTONIC (implies --timens)");
+    auto& rf = f.res;
+    const char* limits = "Resource limits";
+    run->add_option("-m,--memory", rf.memory, "memory limit (e.g. 32m, 1g)")->group(limits);
+    run->add_option("--memory-swap", rf.memory_swap, "memory plus swap limit (-1: unlimited swap)")->group(limits);
+    run->add_option("--cpu-shares", rf.cpu_shares, "relative CPU weight (v1 shares, 2-262144; default 1024)")->group(limits);
+    run->add_option("--cpus", rf.cpus, "CPU bandwidth in CPUs (e.g. 0.5)")->group(limits);
+    run->add_option("--cpuset-cpus", rf.cpuset_cpus, "CPUs allowed (e.g. 0-1,3)")->group(limits);
+    run->add_option("--cpuset-mems", rf.cpuset_mems, "memory nodes allowed")->group(limits);
+    run->add_option("--pids-limit", rf.pids_limit, "maximum number of processes (<= 0: unlimited)")->group(limits);
+    run->add_option("--blkio-weight", rf.blkio_weight, "relative block I/O weight (10-1000) where the kernel has it")->group(limits);
+    run->add_option("--device-read-bps", rf.read_bps, "PATH:RATE read limit of a block device (e.g. /dev/loop0:4mb)")
+        ->allow_extra_args(false)->group(limits);
+    run->add_option("--device-write-bps", rf.write_bps, "PATH:RATE write limit of a block device")
+        ->allow_extra_args(false)->group(limits);
+    run->add_option("--device-read-iops", rf.read_iops, "PATH:N read operations per second")
+        ->allow_extra_args(false)->group(limits);
+    run->add_option("--device-write-iops", rf.write_iops, "PATH:N write operations per second")
+        ->allow_extra_args(false)->group(limits);
+    run->add_option("--device", rf.devices, "HOST[:CONTAINER][:rwm] give the container a device node")
+        ->allow_extra_args(false);
     run->prefix_command();
 
     std::string source, target;

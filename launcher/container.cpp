@@ -15,16 +15,19 @@
 
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <fstream>
 
+#include "launcher/cgroup.hpp"
 #include "launcher/error.hpp"
 #include "launcher/fd.hpp"
 #include "launcher/idmap.hpp"
 #include "launcher/rootfs.hpp"
 #include "launcher/srinit_config.hpp"
+#include "launcher/units.hpp"
 
 namespace srl {
 
@@ -228,6 +231,9 @@ struct ChildContext {
     const ContainerSpec& spec = *ctx.spec;
     try {
         Fd rootfs = receive_fd(ctx.sock);
+        // Only now, inside its own cgroups (the parent attached us before "go"), so that
+        // the namespace's root is the container's cgroup, not the launcher's.
+        check(unshare(CLONE_NEWCGROUP), "create the cgroup namespace");
         HostPaths host = HostPaths::open(spec, *ctx.dir);
         if (spec.user_namespace) {
             // Until now we were the unmapped overflow id; become the container's root.
@@ -322,6 +328,9 @@ int run_container(ContainerSpec& spec, const StorePaths& store) {
     write_identity_files(spec, dir);
     std::ofstream(dir / "config.json") << spec_to_json(spec).dump(2) << "\n";
 
+    // Created before the child exists, so it is in its cgroups before it execs anything;
+    // declared before the child so the child is reaped before the cgroups are removed.
+    std::unique_ptr<Cgroup> cgroup = create_cgroup(spec.id, spec.resources, spec.devices);
     Fd srinit = sealed_copy(find_srinit(), "srinit");
     Fd config = memfd_with(srinit_config_stream(spec), "srinit-config");
     int pair[2];
@@ -343,7 +352,7 @@ int run_container(ContainerSpec& spec, const StorePaths& store) {
         check(unshare(CLONE_NEWTIME), "create a time namespace");
         write_time_offsets(spec.boot_offset_s);
     }
-    long flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP;
+    long flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC;  // cgroup: see child_main
     if (spec.net == NetMode::None) flags |= CLONE_NEWNET;
     if (spec.user_namespace) flags |= CLONE_NEWUSER;
     // Raw clone with fork semantics: one call creates the child inside every namespace, so
@@ -357,6 +366,7 @@ int run_container(ContainerSpec& spec, const StorePaths& store) {
     ChildProcess child(pid);
     child_sock.reset();
 
+    cgroup->attach(pid);
     Fd userns;
     if (spec.user_namespace) {
         write_id_maps(pid, spec.uid_mappings, spec.gid_mappings);
@@ -381,9 +391,16 @@ int run_container(ContainerSpec& spec, const StorePaths& store) {
         userns_release.keep = true;
     }
     int status = supervise(child, spec.stop_timeout_s, forwarded);
-    if (WIFEXITED(status)) return WEXITSTATUS(status);
-    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-    return 125;
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 125;
+    if (cgroup->oom_killed()) {
+        // Told from the cgroup's own OOM count, not guessed from a SIGKILL.
+        std::string limit = spec.resources.memory ? " (limit " + format_mib(*spec.resources.memory) + ")" : "";
+        if (code == 137)
+            std::fprintf(stderr, "srlaunch: killed: out of memory%s\n", limit.c_str());
+        else
+            std::fprintf(stderr, "srlaunch: a process of the container was killed: out of memory%s\n", limit.c_str());
+    }
+    return code;
 }
 
 }  // namespace srl

@@ -99,6 +99,22 @@ void mount_dev(const ContainerSpec& spec, const Fd& root) {
             bind_mount(host, root, "/dev/" + std::string(d.name), false);
         }
     }
+    // --device nodes, wherever the container wants them.
+    for (const auto& d : spec.devices) {
+        fs::path where(d.container_path);
+        Fd parent = open_in_root(root, where.parent_path().string(), true);
+        std::string name = where.filename().string();
+        if (!spec.user_namespace) {
+            mode_t type = d.type == 'b' ? S_IFBLK : S_IFCHR;
+            if (mknodat(parent.get(), name.c_str(), type | d.mode, makedev(d.major, d.minor)) < 0 && errno != EEXIST)
+                throw_errno("mknod " + d.container_path);
+            fchmodat(parent.get(), name.c_str(), d.mode, 0);
+        } else {
+            Fd f(check(openat(parent.get(), name.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0666),
+                       "create " + d.container_path));
+            bind_mount(d.host_path, root, d.container_path, false);
+        }
+    }
     for (const char* dir : {"pts", "shm", "mqueue"})
         check(mkdirat(dev.get(), dir, 0755), std::string("mkdir /dev/") + dir);
     // newinstance: the container's ptys are its own, not the host's. gid 5 (tty) only when

@@ -25,6 +25,38 @@ struct Mount {
 
 enum class NetMode { None, Host };
 
+// A device node given to the container (--device), and a block device limit.
+struct Device {
+    std::string host_path, container_path;
+    char type = 'c';            // 'c' or 'b'
+    uint32_t major = 0, minor = 0;
+    uint32_t mode = 0;          // permission bits of the host node
+    std::string access = "rwm"; // devices cgroup access
+};
+struct DeviceLimit {
+    std::string path;
+    uint32_t major = 0, minor = 0;
+    uint64_t value = 0;         // bytes/s or ops/s
+};
+
+// cgroup limits, in docker's units already converted (bytes, shares, quota).
+struct Resources {
+    std::optional<int64_t> memory;        // bytes
+    std::optional<int64_t> memory_swap;   // bytes of memory+swap; -1 unlimited
+    std::optional<uint64_t> cpu_shares;   // v1 shares (2..262144)
+    std::optional<int64_t> cpu_quota_us;  // per cpu_period_us
+    int64_t cpu_period_us = 100'000;
+    std::string cpuset_cpus, cpuset_mems;
+    std::optional<int64_t> pids_limit;    // -1 unlimited
+    std::optional<uint16_t> blkio_weight;
+    std::vector<DeviceLimit> read_bps, write_bps, read_iops, write_iops;
+    bool any() const {
+        return memory || memory_swap || cpu_shares || cpu_quota_us || !cpuset_cpus.empty() ||
+               !cpuset_mems.empty() || pids_limit || blkio_weight || !read_bps.empty() ||
+               !write_bps.empty() || !read_iops.empty() || !write_iops.empty();
+    }
+};
+
 struct ContainerSpec {
     struct Process {
         std::vector<std::string> args;
@@ -54,6 +86,8 @@ struct ContainerSpec {
     bool remove_on_exit = false;       // --rm
     int stop_timeout_s = 10;
     std::vector<std::string> masked_paths, readonly_paths;
+    Resources resources;
+    std::vector<Device> devices;
 };
 
 // The spec as JSON (OCI-config-like), kept in the container's dir for inspection.

@@ -17,7 +17,7 @@ packages=(
   util-linux            # unshare, script
   coreutils procps file binutils
   # benchmarks (bench/, run by hand)
-  hyperfine jq tini catatonit dumb-init
+  hyperfine jq tini catatonit dumb-init crun runc bubblewrap
 )
 
 missing=()

@@ -1,0 +1,94 @@
+#include "launcher/cgroup.hpp"
+
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "launcher/error.hpp"
+#include "launcher/fd.hpp"
+
+namespace srl {
+
+namespace fs = std::filesystem;
+
+CgroupLayout detect_cgroup_layout(const fs::path& mount) {
+    struct statfs st {};
+    if (statfs(mount.c_str(), &st) < 0) throw_errno("statfs " + mount.string());
+    if (st.f_type == CGROUP2_SUPER_MAGIC) return CgroupLayout::V2;
+    struct statfs unified {};
+    if (statfs((mount / "unified").c_str(), &unified) == 0 && unified.f_type == CGROUP2_SUPER_MAGIC)
+        return CgroupLayout::Hybrid;
+    return CgroupLayout::V1;
+}
+
+std::unique_ptr<Cgroup> create_cgroup(const std::string& id, const Resources& res,
+                                      const std::vector<Device>& devices) {
+    if (detect_cgroup_layout() != CgroupLayout::V2) {
+        // Hybrid hosts keep every controller we use on v1 (the unified tree holds at most
+        // hugetlb there): use v1 throughout rather than refuse, as crun does.
+        return create_cgroup_v1(id, res, devices);
+    }
+    std::ifstream self("/proc/self/cgroup");
+    std::string line, own;
+    while (std::getline(self, line))
+        if (line.rfind("0::", 0) == 0) own = line.substr(3);
+    return create_cgroup_v2("/sys/fs/cgroup", own, id, res);
+}
+
+namespace cgroupfs {
+
+void write(const fs::path& file, const std::string& value) {
+    // O_CREAT only matters for test trees; cgroupfs files always exist.
+    Fd fd(::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    if (!fd) throw_errno("open " + file.string());
+    if (::write(fd.get(), value.data(), value.size()) != static_cast<ssize_t>(value.size()))
+        throw_errno("set " + file.filename().string() + " to \"" + value + "\" in " + file.parent_path().string());
+}
+
+std::string read(const fs::path& file) {
+    std::ifstream in(file);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+uint64_t read_u64(const fs::path& file) {
+    std::string s = read(file);
+    return s.empty() || s.rfind("max", 0) == 0 ? 0 : std::stoull(s);
+}
+
+uint64_t keyed(const fs::path& file, const std::string& key) {
+    std::istringstream in(read(file));
+    std::string k;
+    uint64_t v = 0;
+    while (in >> k >> v)
+        if (k == key) return v;
+    return 0;
+}
+
+void make_dir(const fs::path& dir) {
+    // Another launcher may remove the shared parent between our mkdir -p and mkdir: retry.
+    for (int attempt = 0;; ++attempt) {
+        std::error_code ec;
+        fs::create_directories(dir.parent_path(), ec);
+        if (::mkdir(dir.c_str(), 0755) == 0) return;
+        if (errno != ENOENT || attempt == 3) throw_errno("create cgroup " + dir.string());
+    }
+}
+
+void remove_dir(const fs::path& dir) noexcept {
+    // A task that has exited can stay counted for a moment after its parent reaped it.
+    for (int i = 0; i < 200 && ::rmdir(dir.c_str()) < 0 && errno == EBUSY; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    ::rmdir(dir.parent_path().c_str());  // the shared "srlaunch" dir, if now empty
+}
+
+}  // namespace cgroupfs
+
+}  // namespace srl

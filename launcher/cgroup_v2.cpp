@@ -1,0 +1,133 @@
+// cgroup v2: one tree; controllers must be enabled in cgroup.subtree_control of every
+// ancestor below the one that has them. Device access is a BPF program in v2 (issue 6).
+#include <sstream>
+
+#include "launcher/cgroup.hpp"
+#include "launcher/error.hpp"
+#include "launcher/units.hpp"
+
+namespace srl {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string dev(const DeviceLimit& d) { return std::to_string(d.major) + ":" + std::to_string(d.minor); }
+
+class CgroupV2 final : public Cgroup {
+public:
+    CgroupV2(const fs::path& mount, const fs::path& own, const std::string& id, const Resources& res)
+        : dir_(mount / own.relative_path() / "srlaunch" / id) {
+        fs::path own_dir = mount / own.relative_path();
+        std::string wanted = controllers(res, cgroupfs::read(own_dir / "cgroup.controllers"));
+        if (!wanted.empty()) {
+            // The launcher's own cgroup holds the launcher, and v2 lets a cgroup with
+            // processes enable controllers only at the root ("no internal processes"):
+            // a delegated, empty parent is needed elsewhere, and the kernel says so (EBUSY).
+            enable(own_dir, wanted);
+        }
+        std::error_code ec;
+        fs::create_directory(dir_.parent_path(), ec);
+        if (!wanted.empty()) enable(dir_.parent_path(), wanted);
+        cgroupfs::make_dir(dir_);
+        try {
+            apply(res);
+        } catch (...) {
+            cgroupfs::remove_dir(dir_);
+            throw;
+        }
+    }
+    ~CgroupV2() override { cgroupfs::remove_dir(dir_); }
+
+    void attach(pid_t pid) override { cgroupfs::write(dir_ / "cgroup.procs", std::to_string(pid)); }
+    bool oom_killed() const override { return cgroupfs::keyed(dir_ / "memory.events", "oom_kill") > 0; }
+    CgroupStats stats() const override {
+        CgroupStats s;
+        s.memory_current = cgroupfs::read_u64(dir_ / "memory.current");
+        s.memory_peak = cgroupfs::read_u64(dir_ / "memory.peak");
+        s.memory_limit = cgroupfs::read_u64(dir_ / "memory.max");
+        s.cpu_usage_ns = cgroupfs::keyed(dir_ / "cpu.stat", "usage_usec") * 1000;
+        s.pids_current = cgroupfs::read_u64(dir_ / "pids.current");
+        std::istringstream io(cgroupfs::read(dir_ / "io.stat"));
+        for (std::string line; std::getline(io, line);) {
+            std::istringstream fields(line);
+            std::string f;
+            fields >> f;  // MAJ:MIN
+            while (fields >> f) {
+                auto eq = f.find('=');
+                if (eq == std::string::npos) continue;
+                uint64_t v = std::stoull(f.substr(eq + 1));
+                std::string k = f.substr(0, eq);
+                if (k == "rbytes") s.io_read_bytes += v;
+                else if (k == "wbytes") s.io_write_bytes += v;
+                else if (k == "rios") s.io_read_ops += v;
+                else if (k == "wios") s.io_write_ops += v;
+            }
+        }
+        return s;
+    }
+    std::vector<fs::path> paths() const override { return {dir_}; }
+
+private:
+    // Every controller the host offers that we use, so stats work whatever the limits.
+    static std::string controllers(const Resources&, const std::string& available) {
+        std::string out;
+        std::istringstream in(available);
+        for (std::string c; in >> c;)
+            if (c == "cpu" || c == "memory" || c == "io" || c == "pids" || c == "cpuset")
+                out += (out.empty() ? "+" : " +") + c;
+        return out;
+    }
+    static void enable(const fs::path& dir, const std::string& wanted) {
+        // Skip the write when they are on already: it is refused in a busy cgroup even then.
+        std::string current = " " + cgroupfs::read(dir / "cgroup.subtree_control");
+        bool all_on = true;
+        std::istringstream in(wanted);
+        for (std::string c; in >> c;) all_on = all_on && current.find(" " + c.substr(1)) != std::string::npos;
+        if (!all_on) cgroupfs::write(dir / "cgroup.subtree_control", wanted);
+    }
+
+    void apply(const Resources& r) {
+        if (r.memory) cgroupfs::write(dir_ / "memory.max", std::to_string(*r.memory));
+        if (r.memory_swap) {
+            // v2 limits swap alone; docker's --memory-swap is memory plus swap.
+            int64_t swap = *r.memory_swap < 0 ? -1 : *r.memory_swap - r.memory.value_or(0);
+            if (swap < -1 || (r.memory && *r.memory_swap >= 0 && *r.memory_swap < *r.memory))
+                throw Error("--memory-swap must be at least --memory");
+            cgroupfs::write(dir_ / "memory.swap.max", swap < 0 ? "max" : std::to_string(swap));
+        }
+        if (r.cpu_shares) cgroupfs::write(dir_ / "cpu.weight", std::to_string(shares_to_weight(*r.cpu_shares)));
+        if (r.cpu_quota_us)
+            cgroupfs::write(dir_ / "cpu.max", std::to_string(*r.cpu_quota_us) + " " + std::to_string(r.cpu_period_us));
+        if (!r.cpuset_cpus.empty()) cgroupfs::write(dir_ / "cpuset.cpus", r.cpuset_cpus);
+        if (!r.cpuset_mems.empty()) cgroupfs::write(dir_ / "cpuset.mems", r.cpuset_mems);
+        if (r.pids_limit) cgroupfs::write(dir_ / "pids.max", *r.pids_limit < 0 ? "max" : std::to_string(*r.pids_limit));
+        if (r.blkio_weight)
+            cgroupfs::write(dir_ / "io.weight", "default " + std::to_string(1 + (*r.blkio_weight - 10) * 9999 / 990));
+        // One io.max line per device, all four limits in it.
+        std::vector<std::pair<std::string, std::string>> lines;
+        auto add = [&](const std::vector<DeviceLimit>& limits, const char* key) {
+            for (const auto& d : limits) {
+                auto it = std::find_if(lines.begin(), lines.end(), [&](auto& l) { return l.first == dev(d); });
+                if (it == lines.end()) it = lines.insert(lines.end(), {dev(d), dev(d)});
+                it->second += std::string(" ") + key + "=" + std::to_string(d.value);
+            }
+        };
+        add(r.read_bps, "rbps");
+        add(r.write_bps, "wbps");
+        add(r.read_iops, "riops");
+        add(r.write_iops, "wiops");
+        for (const auto& [d, line] : lines) cgroupfs::write(dir_ / "io.max", line);
+    }
+
+    fs::path dir_;
+};
+
+}  // namespace
+
+std::unique_ptr<Cgroup> create_cgroup_v2(const fs::path& mount, const fs::path& own, const std::string& id,
+                                         const Resources& res) {
+    return std::make_unique<CgroupV2>(mount, own, id, res);
+}
+
+}  // namespace srl

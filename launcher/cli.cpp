@@ -4,6 +4,7 @@
 
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -18,6 +19,7 @@
 #include "images/store.hpp"
 #include "launcher/container.hpp"
 #include "launcher/error.hpp"
+#include "launcher/fd.hpp"
 #include "launcher/units.hpp"
 #include "launcher/users.hpp"
 
@@ -37,7 +39,7 @@ struct ResourceFlags {
 
 struct RunFlags {
     ResourceFlags res;
-    std::string name, hostname, workdir, user, userns = "host", net = "none", rootfs;
+    std::string name, hostname, workdir, user, userns = "host", net = "none", rootfs, cidfile;
     bool rm = false, read_only = false, timens = false, interactive = false, tty = false;
     std::vector<std::string> env, env_files, volumes, tmpfs, uidmaps, gidmaps;
     int stop_timeout = 10;
@@ -331,6 +333,7 @@ int main_cli(int argc, char** argv) {
     run->add_option("--name", f.name, "name of the container (unique)");
     run->add_option("--hostname", f.hostname, "hostname inside (default: the id's first 12 characters)");
     run->add_flag("--rm", f.rm, "remove the container when it exits");
+    run->add_option("--cidfile", f.cidfile, "write the container id to this file (which must not exist)");
     run->add_option("-e,--env", f.env, "set KEY=VALUE (or pass the host's KEY)")->allow_extra_args(false);
     run->add_option("--env-file", f.env_files, "read KEY=VALUE lines from a file")->allow_extra_args(false);
     run->add_option("-w,--workdir", f.workdir, "working directory inside");
@@ -394,6 +397,13 @@ int main_cli(int argc, char** argv) {
     StorePaths paths = StorePaths::resolve(root);
     if (*run) {
         ContainerSpec spec = build_spec(f, run->remaining(), paths);
+        if (!f.cidfile.empty()) {
+            // As docker: refuse to overwrite, so two runs never claim one file.
+            Fd fd(open(f.cidfile.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+            if (!fd) throw Error("--cidfile " + f.cidfile, errno);
+            if (write(fd.get(), spec.id.data(), spec.id.size()) != static_cast<ssize_t>(spec.id.size()))
+                throw Error("write --cidfile " + f.cidfile, errno);
+        }
         return run_container(spec, paths);
     }
     if (*import) {

@@ -90,7 +90,7 @@ struct Meta {
 inline std::map<std::string, Meta> read_tar(const std::string& path) {
     srl::ArchiveReader a(archive_read_new());
     archive_read_support_filter_all(a.get());
-    archive_read_support_format_all(a.get());
+    archive_read_support_format_tar(a.get());
     REQUIRE(archive_read_open_filename(a.get(), path.c_str(), 65536) == ARCHIVE_OK);
     std::map<std::string, Meta> out;
     archive_entry* e;

@@ -86,8 +86,12 @@ probe_sh='test -f /etc/alpine-release && exit 42'
 make_bundle "$tmp/bundle-true" '["/bin/true"]'
 make_bundle "$tmp/bundle-probe" "$(jq -cn --arg s "$probe_sh" '["/bin/sh", "-c", $s]')"
 
-names=(srlaunch crun runc bwrap "unshare+chroot (floor)")
-keys=(srlaunch crun runc bwrap floor)
+names=(srlaunch crun runc bwrap "unshare+chroot (floor)" "srlaunch + limits")
+keys=(srlaunch crun runc bwrap floor limits)
+# Issue 5's row: every kind of limit set, with the root filesystem's disk for the blkio one.
+rootdev=$(findmnt -no SOURCE / || true)
+limits=(-m 256m --memory-swap 512m --cpus 1.5 --cpu-shares 512 --pids-limit 200)
+[[ -b $rootdev ]] && limits+=(--device-read-bps "$rootdev:100mb" --device-write-iops "$rootdev:1000")
 
 # Sets `cmd` to the command line of runtime $1 as container $2, running bundle $3 (crun, runc) or
 # the argv that follows (the others). The timed and the checked command come from here alike.
@@ -96,6 +100,7 @@ runtime_cmd() {
   shift 3
   case $rt in
     srlaunch) cmd=("$srlaunch" --root "$tmp/store" run --rm alpine:3.20 "$@") ;;
+    limits) cmd=("$srlaunch" --root "$tmp/store" run --rm "${limits[@]}" alpine:3.20 "$@") ;;
     crun | runc) cmd=("$rt" --root "$tmp/$rt-state" run --bundle "$bundle" "$id_prefix-$id") ;;
     bwrap) cmd=(bwrap --unshare-all --die-with-parent --ro-bind "$rootfs" / --proc /proc --dev /dev "$@") ;;
     floor) cmd=(unshare -fpmiun --mount-proc="$rootfs/proc" chroot "$rootfs" "$@") ;;
@@ -179,3 +184,6 @@ for i in "${!keys[@]}"; do
   awk -v n="${names[i]}" -v w="${wall[i]}" -v c="${cpu[i]}" -v cw="${wall[1]}" -v cc="${cpu[1]}" \
     'BEGIN { printf "| %s | %.2f | %.2f | %.2f | %.2f |\n", n, w, c, w / cw, c / cc }'
 done
+echo
+awk -v w="${wall[5]}" -v c="${cpu[5]}" -v bw="${wall[0]}" -v bc="${cpu[0]}" -v l="${limits[*]}" \
+  'BEGIN { printf "srlaunch with limits (%s) ÷ without: wall %.2f, cpu %.2f\n", l, w / bw, c / bc }'

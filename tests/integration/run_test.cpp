@@ -10,6 +10,7 @@
 #include <fstream>
 #include <thread>
 
+#include "../support/alpine_store.hpp"
 #include "../support/proc.hpp"
 
 using namespace test;
@@ -17,58 +18,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string fixture_tarball() {
-    std::string path = std::string(FIXTURES_DIR) + "/alpine/alpine-minirootfs-3.20.3-x86_64.tar.gz";
-    if (!fs::exists(path)) {
-        const char* ci = std::getenv("CI");
-        if (ci && std::string(ci) == "true") FAIL("fixture missing: " << path);
-        std::fprintf(stderr, "SKIPPED: fixture missing: %s\n", path.c_str());
-        std::exit(77);
-    }
-    return path;
-}
-
-// A temporary store with the Alpine fixture imported as alpine:3.20 (and alpine:latest).
-class Store {
-public:
-    Store() {
-        require_root();
-        auto r = srl({"import", fixture_tarball(), "alpine:3.20"});
-        REQUIRE(r.status == 0);
-    }
-    Result srl(std::vector<std::string> args, const SpawnOptions& o = {}) const {
-        return run(argv(std::move(args)), o);
-    }
-    std::vector<std::string> argv(std::vector<std::string> args) const {
-        args.insert(args.begin(), {SRLAUNCH_PATH, "--root", dir.path()});
-        return args;
-    }
-    // `run --rm alpine:3.20 ARGS...`
-    Result in_alpine(std::vector<std::string> flags, std::vector<std::string> cmd) const {
-        std::vector<std::string> args{"run", "--rm"};
-        args.insert(args.end(), flags.begin(), flags.end());
-        args.emplace_back("alpine:3.20");
-        args.insert(args.end(), cmd.begin(), cmd.end());
-        return srl(args);
-    }
-    std::string path(const std::string& sub) const { return dir / sub; }
-    TempDir dir;
-};
-
-std::string trim(std::string s) {
-    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-    return s;
-}
+using Store = AlpineStore;
 
 std::string host_hostname() {
     char buf[256] = {};
     gethostname(buf, sizeof buf - 1);
     return buf;
-}
-
-size_t count_entries(const std::string& dir) {
-    if (!fs::exists(dir)) return 0;
-    return static_cast<size_t>(std::distance(fs::directory_iterator(dir), fs::directory_iterator()));
 }
 
 }  // namespace

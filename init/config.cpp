@@ -143,6 +143,20 @@ const char* parse_stream(char* buf, std::size_t len, Config& cfg, const char** b
                 cfg.groups[cfg.ngroups++] = static_cast<unsigned>(v);
                 p += n + (comma ? 1 : 0);
             }
+        } else if (key_is(key, key_len, "caps")) {
+            if (vlen == 0 || vlen > 16) return "expects a hex mask";
+            cfg.caps = 0;
+            for (int i = 0; i < vlen; ++i) {
+                char c = val[i];
+                int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+                if (d < 0) return "expects a hex mask";
+                cfg.caps = cfg.caps << 4 | static_cast<unsigned>(d);
+            }
+            cfg.caps_set = true;
+        } else if (key_is(key, key_len, "no_new_privs")) {
+            int v = parse_uint(val, static_cast<std::size_t>(vlen), 1);
+            if (v < 0) return "expects 0 or 1";
+            cfg.no_new_privs = v == 1;
         } else {
             return "unknown key";
         }

@@ -26,6 +26,9 @@ struct Config {
     unsigned groups[kMaxGroups] = {};  // supplementary groups, set when set_groups
     int ngroups = 0;
     bool set_groups = false;
+    unsigned long long caps = 0;  // capabilities kept (bit N = capability N), when caps_set
+    bool caps_set = false;
+    bool no_new_privs = false;
     int config_fd = -1;       // launcher mode: read the config stream from this fd
     bool help = false;
     bool version = false;
@@ -40,7 +43,8 @@ const char* parse_options(int argc, char** argv, Config& cfg, const char** bad);
 // hold any byte, so binary payloads such as BPF programs fit later). Values are used in
 // place: the trailing LF of each record becomes the value's NUL terminator.
 // Keys: arg (repeatable), env (repeatable, replaces the environment), cwd, group (0|1),
-// grace_ms, preserve_fds, uid, gid, groups (comma-separated gids; empty clears them). An unknown key is an error, so a launcher/srinit mismatch is loud.
+// grace_ms, preserve_fds, uid, gid, groups (comma-separated gids; empty clears them),
+// caps (hex mask of the capabilities the workload keeps), no_new_privs (0|1). An unknown key is an error, so a launcher/srinit mismatch is loud.
 const char* parse_stream(char* buf, std::size_t len, Config& cfg, const char** bad);
 
 // Parses a decimal duration in seconds ("10", "0.25") into milliseconds; -1 if malformed.

@@ -3,11 +3,11 @@
 #include <cerrno>
 #include <csignal>
 #include <sys/resource.h>
-#include <grp.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "out.hpp"
+#include "privileges.hpp"
 
 extern char** environ;
 
@@ -42,17 +42,8 @@ static void reset_signals() {
     // call simply succeeds and the shell we run gets job control on its terminal.
     if (take_terminal) tcsetpgrp(STDIN_FILENO, getpid());
     close_inherited_fds(cfg.preserve_fds);
-    // Groups before gid before uid: once the uid changes we may no longer change the rest.
-    if (cfg.set_groups && setgroups(static_cast<size_t>(cfg.ngroups), cfg.groups) < 0) {
-        say_errno(errno, "cannot set supplementary groups");
-        _exit(kExitInitFailed);
-    }
-    if (cfg.gid >= 0 && setgid(static_cast<gid_t>(cfg.gid)) < 0) {
-        say_errno(errno, "cannot set group id");
-        _exit(kExitInitFailed);
-    }
-    if (cfg.uid >= 0 && setuid(static_cast<uid_t>(cfg.uid)) < 0) {
-        say_errno(errno, "cannot set user id");
+    if (const char* what = drop_privileges(cfg)) {
+        say_errno(errno, what);
         _exit(kExitInitFailed);
     }
     if (cfg.cwd && chdir(cfg.cwd) < 0) {

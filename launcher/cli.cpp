@@ -17,6 +17,7 @@
 
 #include "images/reference.hpp"
 #include "images/store.hpp"
+#include "launcher/capabilities.hpp"
 #include "launcher/container.hpp"
 #include "launcher/error.hpp"
 #include "launcher/fd.hpp"
@@ -39,6 +40,7 @@ struct ResourceFlags {
 
 struct RunFlags {
     ResourceFlags res;
+    std::vector<std::string> cap_add, cap_drop, security_opts;
     std::string name, hostname, workdir, user, userns = "host", net = "none", rootfs, cidfile;
     bool rm = false, read_only = false, timens = false, interactive = false, tty = false;
     std::vector<std::string> env, env_files, volumes, tmpfs, uidmaps, gidmaps;
@@ -277,6 +279,15 @@ ContainerSpec build_spec(const RunFlags& f, std::vector<std::string> rest, const
             throw Error("the user " + std::to_string(spec.process.uid) + ":" + std::to_string(spec.process.gid) +
                         " is not mapped into the user namespace");
     }
+    spec.process.capabilities = resolve_capabilities(f.cap_add, f.cap_drop);
+    for (const auto& opt : f.security_opts) {
+        if (opt == "no-new-privileges" || opt == "no-new-privileges:true" || opt == "no-new-privileges=true")
+            spec.process.no_new_privileges = true;
+        else if (opt == "no-new-privileges:false" || opt == "no-new-privileges=false")
+            spec.process.no_new_privileges = false;
+        else
+            throw Error("unsupported --security-opt \"" + opt + "\" (supported: no-new-privileges)");
+    }
     spec.resources = build_resources(f.res);
     for (const auto& d : f.res.devices) spec.devices.push_back(parse_device(d));
     spec.time_namespace = f.timens || f.boot_offset != 0;
@@ -370,6 +381,10 @@ int main_cli(int argc, char** argv) {
         ->allow_extra_args(false)->group(limits);
     run->add_option("--device", rf.devices, "HOST[:CONTAINER][:rwm] give the container a device node")
         ->allow_extra_args(false);
+    const char* security = "Security";
+    run->add_option("--cap-add", f.cap_add, "add a capability (NAME, CAP_NAME or ALL)")->allow_extra_args(false)->group(security);
+    run->add_option("--cap-drop", f.cap_drop, "drop a capability (NAME, CAP_NAME or ALL)")->allow_extra_args(false)->group(security);
+    run->add_option("--security-opt", f.security_opts, "no-new-privileges")->allow_extra_args(false)->group(security);
     run->prefix_command();
 
     std::string source, target;

@@ -65,6 +65,8 @@ struct ContainerSpec {
         uint32_t uid = 0, gid = 0;
         std::vector<uint32_t> additional_gids;
         bool terminal = false;
+        uint64_t capabilities = 0;     // bit N = capability N (bounding, permitted, effective)
+        bool no_new_privileges = false;
     } process;
 
     std::string id;                    // 64 hex chars

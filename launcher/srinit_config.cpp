@@ -1,5 +1,7 @@
 #include "launcher/srinit_config.hpp"
 
+#include <cstdio>
+
 namespace srl {
 
 namespace {
@@ -24,6 +26,10 @@ std::string srinit_config_stream(const ContainerSpec& spec) {
     for (auto g : spec.process.additional_gids) groups += (groups.empty() ? "" : ",") + std::to_string(g);
     record(out, "groups", groups);
     record(out, "grace_ms", std::to_string(spec.stop_timeout_s * 1000));
+    char caps[17];
+    std::snprintf(caps, sizeof caps, "%llx", static_cast<unsigned long long>(spec.process.capabilities));
+    record(out, "caps", caps);
+    record(out, "no_new_privs", spec.process.no_new_privileges ? "1" : "0");
     return out;
 }
 

@@ -11,6 +11,7 @@ packages=(
   nlohmann-json3-dev    # image configs, state files, OCI JSON
   libarchive-dev        # rootfs tarballs (gzip, xz, zstd, plain) with safe extraction
   libssl-dev            # sha256 digests (OpenSSL libcrypto)
+  libcap-dev            # capability names (cap_from_name) in the launcher
   libzstd-dev liblz4-dev liblzma-dev libbz2-dev zlib1g-dev libacl1-dev nettle-dev libxml2-dev libicu-dev  # static libarchive deps
   # tests
   catch2                # unit and integration test framework

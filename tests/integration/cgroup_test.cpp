@@ -24,7 +24,7 @@ TEST_CASE("cgroup: seed 3: a memory limit ends the hog by the OOM killer and srl
     std::string mount = hog + ":/memhog:ro";
 
     // Capped at 200 MiB so that an unenforced limit ends in "done", not in a host OOM.
-    auto killed = s.in_alpine({"-m", "32m", "-v", mount}, {"/memhog", "200"});
+    auto killed = s.in_alpine({"-m", "32m", "--cap-add", "IPC_LOCK", "-v", mount}, {"/memhog", "200"});
     {
         INFO("stdout:\n" << killed.out << "stderr:\n" << killed.err);
         CHECK(killed.status == 137);
@@ -45,7 +45,7 @@ TEST_CASE("cgroup: seed 3: a memory limit ends the hog by the OOM killer and srl
     CHECK(plain_kill.status == 137);
     CHECK(!contains(plain_kill.err, "out of memory"));
 
-    auto fits = s.in_alpine({"-m", "256m", "-v", mount}, {"/memhog", "64"});
+    auto fits = s.in_alpine({"-m", "256m", "--cap-add", "IPC_LOCK", "-v", mount}, {"/memhog", "64"});
     {
         INFO("stderr:\n" << fits.err);
         CHECK(fits.status == 0);

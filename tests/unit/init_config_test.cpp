@@ -142,3 +142,17 @@ TEST_CASE("config stream: user, group and supplementary groups", "[unit][srinit]
     std::string badu = record("arg", "id") + record("uid", "-1");
     CHECK(stream(badu)->err != nullptr);
 }
+
+TEST_CASE("config stream: capability mask and no_new_privs", "[unit][srinit]") {
+    std::string text = record("arg", "id") + record("caps", "a80425fb") + record("no_new_privs", "1");
+    auto p = stream(text);
+    REQUIRE(p->err == nullptr);
+    CHECK(p->cfg.caps_set);
+    CHECK(p->cfg.caps == 0xa80425fbull);
+    CHECK(p->cfg.no_new_privs);
+    for (std::string bad : {record("arg", "id") + record("caps", "xyz"), record("arg", "id") + record("caps", ""),
+                            record("arg", "id") + record("caps", "12345678901234567")}) {
+        INFO(bad);
+        CHECK(stream(bad)->err != nullptr);
+    }
+}

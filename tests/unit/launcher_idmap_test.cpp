@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include "launcher/error.hpp"
+#include "launcher/capabilities.hpp"
 #include "launcher/idmap.hpp"
 #include "launcher/srinit_config.hpp"
 
@@ -45,5 +46,18 @@ TEST_CASE("the srinit config stream carries the process", "[unit][srinit]") {
     spec.stop_timeout_s = 3;
     CHECK(srinit_config_stream(spec) ==
           "arg 2\nsh\narg 2\n-c\narg 8\necho a\nb\nenv 3\nA=1\ncwd 4\n/tmp\nuid 4\n1000\ngid 3\n100\n"
-          "groups 3\n1,4\ngrace_ms 4\n3000\n");
+          "groups 3\n1,4\ngrace_ms 4\n3000\ncaps 1\n0\nno_new_privs 1\n0\n");
+    spec.process.capabilities = 0xa80425fb;
+    spec.process.no_new_privileges = true;
+    CHECK(srinit_config_stream(spec).find("caps 8\na80425fb\nno_new_privs 1\n1\n") != std::string::npos);
+}
+
+TEST_CASE("capabilities: docker's defaults, add and drop by any spelling", "[unit][caps]") {
+    CHECK(default_capabilities() == 0xa80425fbull);
+    CHECK(resolve_capabilities({}, {}) == 0xa80425fbull);
+    CHECK(resolve_capabilities({"sys_admin"}, {"CAP_NET_RAW"}) == 0xa82405fbull);
+    CHECK(resolve_capabilities({}, {"ALL"}) == 0);
+    CHECK(resolve_capabilities({"ALL"}, {}) == all_capabilities());
+    CHECK(resolve_capabilities({"KILL"}, {"all"}) == 1ull << 5);  // drops first, then adds
+    CHECK_THROWS_WITH(resolve_capabilities({"NOPE"}, {}), "unknown capability \"NOPE\"");
 }

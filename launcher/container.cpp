@@ -161,35 +161,37 @@ private:
     bool release_ = true;
 };
 
-void send_fd(int sock, int fd) {
+// The "go" message: one byte of payload and room for one fd as SCM_RIGHTS, laid out the
+// same way by both ends. Not copyable: the header points into the object itself.
+struct FdMessage {
     char byte = 'g';
     iovec iov{&byte, 1};
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
     msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    FdMessage() {
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof control;
+    }
+    FdMessage(const FdMessage&) = delete;
+    FdMessage& operator=(const FdMessage&) = delete;
+};
+
+void send_fd(int sock, int fd) {
+    FdMessage m;
+    cmsghdr* c = CMSG_FIRSTHDR(&m.msg);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
     c->cmsg_len = CMSG_LEN(sizeof(int));
     std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
-    check(sendmsg(sock, &msg, MSG_NOSIGNAL), "hand the root filesystem to the container");
+    check(sendmsg(sock, &m.msg, MSG_NOSIGNAL), "hand the root filesystem to the container");
 }
 
 Fd receive_fd(int sock) {
-    char byte = 0;
-    iovec iov{&byte, 1};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    ssize_t n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-    if (n <= 0) throw Error("the launcher went away before the container started");
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    FdMessage m;
+    if (recvmsg(sock, &m.msg, MSG_CMSG_CLOEXEC) <= 0) throw Error("the launcher went away before the container started");
+    cmsghdr* c = CMSG_FIRSTHDR(&m.msg);
     if (!c || c->cmsg_type != SCM_RIGHTS) throw Error("no root filesystem received");
     int fd;
     std::memcpy(&fd, CMSG_DATA(c), sizeof fd);

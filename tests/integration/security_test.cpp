@@ -56,3 +56,18 @@ TEST_CASE("security: --security-opt no-new-privileges sets NoNewPrivs", "[securi
     auto bad = s.in_alpine({"--security-opt", "apparmor=foo"}, {"true"});
     CHECK(bad.status == 125);
 }
+
+TEST_CASE("security: no launcher fd reaches the workload (CVE-2024-21626)", "[security]") {
+    AlpineStore s;
+    auto open_fds = s.in_alpine({}, {"sh", "-c", "for f in $(seq 3 64); do [ -e /proc/self/fd/$f ] && echo open=$f; done; true"});
+    CHECK(open_fds.status == 0);
+    CHECK(open_fds.out == "");
+    // A working directory through an inherited fd would be a host directory: none is left to
+    // point at, so the container fails to start instead.
+    for (int fd = 3; fd < 10; ++fd) {
+        INFO("fd " << fd);
+        auto r = s.in_alpine({"-w", "/proc/self/fd/" + std::to_string(fd)}, {"pwd"});
+        CHECK(r.status == 125);
+        CHECK(r.out == "");
+    }
+}

@@ -19,7 +19,7 @@ public:
     CgroupV2(const fs::path& mount, const fs::path& own, const std::string& id, const Resources& res)
         : dir_(mount / own.relative_path() / "srlaunch" / id) {
         fs::path own_dir = mount / own.relative_path();
-        std::string wanted = controllers(res, cgroupfs::read(own_dir / "cgroup.controllers"));
+        std::string wanted = controllers(cgroupfs::read(own_dir / "cgroup.controllers"));
         if (!wanted.empty()) {
             // The launcher's own cgroup holds the launcher, and v2 lets a cgroup with
             // processes enable controllers only at the root ("no internal processes"):
@@ -70,7 +70,7 @@ public:
 
 private:
     // Every controller the host offers that we use, so stats work whatever the limits.
-    static std::string controllers(const Resources&, const std::string& available) {
+    static std::string controllers(const std::string& available) {
         std::string out;
         std::istringstream in(available);
         for (std::string c; in >> c;)

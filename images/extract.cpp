@@ -1,5 +1,6 @@
 #include "images/extract.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <sys/syscall.h>
@@ -7,8 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <optional>
-#include <string_view>
+#include <memory>
 
 #include "images/archive.hpp"
 #include "launcher/error.hpp"
@@ -23,29 +23,6 @@ static_assert(AE_IFREG == S_IFREG && AE_IFDIR == S_IFDIR && AE_IFLNK == S_IFLNK 
 std::string message(archive* a) {
     const char* s = archive_error_string(a);
     return s ? s : "unknown libarchive error";
-}
-
-// The components of a path that stays beneath the root, or nullopt for an absolute path or
-// one with "..". "./x", "x//y" and "x/./y" are only other spellings of a path beneath the root,
-// and "./" (as in the Alpine tarball) or "." is the root itself: no components.
-std::optional<std::vector<std::string>> split_beneath(std::string_view path) {
-    if (!path.empty() && path.front() == '/') return std::nullopt;
-    std::vector<std::string> parts;
-    while (!path.empty()) {
-        auto slash = path.find('/');
-        auto part = path.substr(0, slash);
-        path = slash == std::string_view::npos ? std::string_view{} : path.substr(slash + 1);
-        if (part.empty() || part == ".") continue;
-        if (part == "..") return std::nullopt;
-        parts.emplace_back(part);
-    }
-    return parts;
-}
-
-std::string join(const std::vector<std::string>& parts, std::size_t n) {
-    std::string s;
-    for (std::size_t i = 0; i < n; ++i) s += (i ? "/" : "") + parts[i];
-    return s;
 }
 
 struct Times {
@@ -71,19 +48,6 @@ void pwrite_all(int fd, const char* buf, std::size_t len, off_t off, const std::
     }
 }
 
-// Later entries replace earlier ones, as with tar; only a directory over a directory merges.
-// Returns whether a directory was kept.
-bool clear_leaf(int parent, const std::string& name, bool keep_dir, const std::string& shown) {
-    struct stat st;
-    if (::fstatat(parent, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) {
-        if (errno == ENOENT) return false;
-        throw_errno("cannot replace " + shown);
-    }
-    if (S_ISDIR(st.st_mode) && keep_dir) return true;
-    check(::unlinkat(parent, name.c_str(), S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0), "cannot replace " + shown);
-    return false;
-}
-
 // Extended attributes hold file capabilities (security.capability), so they are image content.
 void set_xattrs(int fd, archive_entry* e, const std::string& shown) {
     if (archive_entry_xattr_reset(e) == 0) return;
@@ -98,16 +62,100 @@ void set_xattrs(int fd, archive_entry* e, const std::string& shown) {
     }
 }
 
+struct DirClose {
+    void operator()(DIR* d) const { ::closedir(d); }
+};
+
 }  // namespace
 
-SafeWriter::SafeWriter(int root_fd) : root_(root_fd), chown_(::geteuid() == 0) {}
+// Read in full before any is removed: removing entries while readdir() runs may make it skip others.
+std::vector<std::string> list_directory(int dirfd, const std::string& shown) {
+    int fd = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) throw_errno("cannot read directory " + shown);
+    std::unique_ptr<DIR, DirClose> d(::fdopendir(fd));
+    if (!d) {
+        ::close(fd);
+        throw_errno("cannot read directory " + shown);
+    }
+    std::vector<std::string> names;
+    errno = 0;
+    while (dirent* ent = ::readdir(d.get())) {
+        const std::string_view n = ent->d_name;
+        if (n != "." && n != "..") names.emplace_back(n);
+    }
+    if (errno) throw_errno("cannot read directory " + shown);
+    return names;
+}
 
-Fd SafeWriter::open_dir(const Parts& parts, std::size_t n, bool create, const std::string& unsafe_msg) {
+std::optional<std::vector<std::string>> split_beneath(std::string_view path) {
+    if (!path.empty() && path.front() == '/') return std::nullopt;
+    std::vector<std::string> parts;
+    // "./x", "x//y" and "x/./y" are only other spellings of a path beneath the root, and "./"
+    // (as in the Alpine tarball) or "." is the root itself.
+    while (!path.empty()) {
+        auto slash = path.find('/');
+        auto part = path.substr(0, slash);
+        path = slash == std::string_view::npos ? std::string_view{} : path.substr(slash + 1);
+        if (part.empty() || part == ".") continue;
+        if (part == "..") return std::nullopt;
+        parts.emplace_back(part);
+    }
+    return parts;
+}
+
+std::string join_path(const std::vector<std::string>& parts, std::size_t n) {
+    std::string s;
+    for (std::size_t i = 0; i < n; ++i) s += (i ? "/" : "") + parts[i];
+    return s;
+}
+
+void remove_tree_at(int dirfd, const std::string& name, const std::string& shown) {
+    if (::unlinkat(dirfd, name.c_str(), 0) == 0 || errno == ENOENT) return;
+    if (errno != EISDIR && errno != EPERM) throw_errno("cannot remove " + shown);
+    // O_NOFOLLOW: should a symlink have taken the directory's place meanwhile, the open fails
+    // instead of leading the removal elsewhere.
+    int fd = ::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == EACCES) {
+        // A directory of mode 0 (or 0500) in an image unpacked without root.
+        if (::fchmodat(dirfd, name.c_str(), 0700, AT_SYMLINK_NOFOLLOW) == 0)
+            fd = ::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        else
+            errno = EACCES;
+    }
+    if (fd < 0) {
+        if (errno == ENOENT) return;
+        throw_errno("cannot remove " + shown);
+    }
+    Fd dir(fd);
+    for (const std::string& child : list_directory(dir.get(), shown)) remove_tree_at(dir.get(), child, shown + "/" + child);
+    if (::unlinkat(dirfd, name.c_str(), AT_REMOVEDIR) < 0 && errno != ENOENT) throw_errno("cannot remove " + shown);
+}
+
+SafeWriter::SafeWriter(int root_fd, Mode mode) : root_(root_fd), mode_(mode), chown_(::geteuid() == 0) {}
+
+// Later entries replace what is there, as with tar; only a directory over a directory merges.
+// Returns whether a directory was kept.
+bool SafeWriter::clear_leaf(int parent, const std::string& name, bool keep_dir, const std::string& shown) {
+    struct stat st;
+    if (::fstatat(parent, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        if (errno == ENOENT) return false;
+        throw_errno("cannot replace " + shown);
+    }
+    if (S_ISDIR(st.st_mode) && keep_dir) return true;
+    if (S_ISDIR(st.st_mode) && mode_ == Mode::layer) {
+        remove_tree_at(parent, name, shown);
+        return false;
+    }
+    check(::unlinkat(parent, name.c_str(), S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0), "cannot replace " + shown);
+    return false;
+}
+
+Fd SafeWriter::open_dir(const Parts& parts, std::size_t n, Lookup lookup, const std::string& unsafe_msg) {
     if (openat2_ && n > 0) {
         open_how how{};
         how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
         how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
-        const std::string rel = join(parts, n);
+        const std::string rel = join_path(parts, n);
         long fd = -1;
         // EAGAIN means a concurrent rename somewhere on the system; retry a few times, then walk.
         for (int tries = 0; tries < 4; ++tries) {
@@ -119,27 +167,31 @@ Fd SafeWriter::open_dir(const Parts& parts, std::size_t n, bool create, const st
         if (errno == ENOSYS || errno == EPERM) openat2_ = false;
     }
     // A missing parent to create, a reason to report, or no openat2: the walk handles all three.
-    return walk(parts, n, create, unsafe_msg);
+    return walk(parts, n, lookup, unsafe_msg);
 }
 
-Fd SafeWriter::walk(const Parts& parts, std::size_t n, bool create, const std::string& unsafe_msg) {
+Fd SafeWriter::walk(const Parts& parts, std::size_t n, Lookup lookup, const std::string& unsafe_msg) {
     Fd cur(check(::openat(root_, ".", O_PATH | O_DIRECTORY | O_CLOEXEC), "cannot open image root"));
     for (std::size_t i = 0; i < n; ++i) {
         const char* name = parts[i].c_str();
         int fd = ::openat(cur.get(), name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0 && errno == ENOENT && create) {
+        if (fd < 0 && errno == ENOENT && lookup == Lookup::create) {
             // Archives need not list every parent; create them as tar does, 0755 whatever the umask.
             if (::mkdirat(cur.get(), name, 0755) < 0 && errno != EEXIST)
-                throw_errno("cannot create directory " + join(parts, i + 1));
+                throw_errno("cannot create directory " + join_path(parts, i + 1));
             fd = ::openat(cur.get(), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            if (fd >= 0) check(::fchmod(fd, 0755), "cannot set mode of " + join(parts, i + 1));
+            if (fd >= 0) check(::fchmod(fd, 0755), "cannot set mode of " + join_path(parts, i + 1));
         }
         if (fd < 0) {
             int err = errno;
             struct stat st;
-            if (::fstatat(cur.get(), name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
-                throw Error(unsafe_msg + " (goes through symlink " + join(parts, i + 1) + ")");
-            throw Error("cannot open directory " + join(parts, i + 1), err);
+            if (::fstatat(cur.get(), name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
+                if (lookup == Lookup::if_directory) return {};
+                throw Error(unsafe_msg + " (goes through symlink " + join_path(parts, i + 1) + ")");
+            }
+            if ((err == ENOENT || err == ENOTDIR) && (lookup == Lookup::if_present || lookup == Lookup::if_directory))
+                return {};
+            throw Error("cannot open directory " + join_path(parts, i + 1), err);
         }
         cur = Fd(fd);
     }
@@ -157,7 +209,7 @@ void SafeWriter::chown_at(int dirfd, const std::string& name, archive_entry* e, 
           "cannot set owner of " + shown);
 }
 
-void SafeWriter::write(archive* src, archive_entry* e) {
+bool SafeWriter::write(archive* src, archive_entry* e) {
     const char* path = archive_entry_pathname(e);
     if (!path) throw Error("archive entry with a name that cannot be read");
     const std::string shown = path;
@@ -173,9 +225,9 @@ void SafeWriter::write(archive* src, archive_entry* e) {
         chown_at(root_, "", e, shown);
         dirs_.push_back({{}, archive_entry_perm(e), {}});
         std::copy_n(entry_times(e).t, 2, dirs_.back().times);
-        return;
+        return true;
     }
-    Fd parent = open_dir(*parts, parts->size() - 1, true, unsafe_msg);
+    Fd parent = open_dir(*parts, parts->size() - 1, Lookup::create, unsafe_msg);
     const int dirfd = parent.get();
     const std::string& name = parts->back();
     const Times times = entry_times(e);
@@ -183,7 +235,7 @@ void SafeWriter::write(archive* src, archive_entry* e) {
     if (hardlink) {
         make_hardlink(dirfd, name, e, shown);
         ++stats_.entries;
-        return;
+        return true;
     }
     switch (type) {
     case AE_IFDIR:
@@ -215,11 +267,12 @@ void SafeWriter::write(archive* src, archive_entry* e) {
         check(::utimensat(dirfd, name.c_str(), times.t, AT_SYMLINK_NOFOLLOW), "cannot set times of " + shown);
         break;
     case AE_IFSOCK:
-        return;  // a socket is a live endpoint of some process, not image content
+        return false;  // a socket is a live endpoint of some process, not image content
     default:
         throw Error("unsupported file type in archive: " + shown);
     }
     ++stats_.entries;
+    return true;
 }
 
 void SafeWriter::make_dir(int parent, const Parts& parts, archive_entry* e, const std::string& shown) {
@@ -228,6 +281,11 @@ void SafeWriter::make_dir(int parent, const Parts& parts, archive_entry* e, cons
     if (!clear_leaf(parent, name, true, shown))
         check(::mkdirat(parent, name.c_str(), 0700), "cannot create directory " + shown);
     chown_at(parent, name, e, shown);
+    if (archive_entry_xattr_count(e) > 0) {
+        Fd dir(check(::openat(parent, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC),
+                     "cannot open directory " + shown));
+        set_xattrs(dir.get(), e, shown);
+    }
     dirs_.push_back({parts, archive_entry_perm(e), {}});
     std::copy_n(entry_times(e).t, 2, dirs_.back().times);
 }
@@ -268,7 +326,7 @@ void SafeWriter::make_hardlink(int parent, const std::string& name, archive_entr
     const std::string unsafe_msg = "unsafe hard link in archive: " + shown + " -> " + target_shown;
     auto target = split_beneath(target_shown);
     if (!target || target->empty()) throw Error(unsafe_msg);
-    Fd target_dir = open_dir(*target, target->size() - 1, false, unsafe_msg);
+    Fd target_dir = open_dir(*target, target->size() - 1, Lookup::existing, unsafe_msg);
     clear_leaf(parent, name, false, shown);
     // Flags 0: a target that is a symlink is linked itself, never followed.
     check(::linkat(target_dir.get(), target->back().c_str(), parent, name.c_str(), 0),
@@ -280,10 +338,12 @@ UnpackStats SafeWriter::finish() {
         Fd dir;
         int fd = root_;
         if (!d.parts.empty()) {
-            const std::string shown = join(d.parts, d.parts.size());
-            Fd parent = open_dir(d.parts, d.parts.size() - 1, false, "unsafe path in archive: " + shown);
+            const std::string shown = join_path(d.parts, d.parts.size());
+            // A later entry replaced this directory, or one above it, with something else:
+            // nothing left to apply.
+            Fd parent = open_dir(d.parts, d.parts.size() - 1, Lookup::if_directory, "unsafe path in archive: " + shown);
+            if (!parent) continue;
             int raw = ::openat(parent.get(), d.parts.back().c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            // A later entry replaced this directory with something else: nothing left to apply.
             if (raw < 0 && (errno == ENOENT || errno == ELOOP || errno == ENOTDIR)) continue;
             dir = Fd(check(raw, "cannot open directory " + shown));
             fd = dir.get();

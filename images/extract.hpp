@@ -14,7 +14,9 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "launcher/fd.hpp"
@@ -26,16 +28,47 @@ struct UnpackStats {
     std::uint64_t regular_bytes = 0;  // sum of regular file sizes (each hard-linked file once)
 };
 
+// The components of a path that stays beneath a root ("./a//b" is {"a", "b"}, "./" is {}), or
+// nullopt for an absolute path or one with "..".
+std::optional<std::vector<std::string>> split_beneath(std::string_view path);
+std::string join_path(const std::vector<std::string>& parts, std::size_t n);
+
+// The names in a directory but "." and "..", read in full (so the caller may remove them).
+std::vector<std::string> list_directory(int dirfd, const std::string& shown);
+
+// Removes `name` in dirfd and, if it is a directory, everything beneath it, through fds alone:
+// no symlink is ever followed, however the tree changes meanwhile. A missing name is no error.
+void remove_tree_at(int dirfd, const std::string& name, const std::string& shown);
+
 class SafeWriter {
 public:
+    // import: an archive unpacked into an empty root, where an entry only ever replaces an earlier
+    //   entry of the same archive, and a non-empty directory is never replaced.
+    // layer: an image layer applied over the layers below it, where an entry replaces whatever is
+    //   at its path, a whole directory tree included.
+    enum class Mode { import, layer };
+    // How open_dir treats a directory on the way that is not there.
+    enum class Lookup {
+        create,        // make it, 0755, as tar makes parents an archive does not list
+        existing,      // it is an error
+        if_present,    // return an empty Fd (also when it is not a directory); a symlink is still refused
+        if_directory,  // return an empty Fd when it is missing, not a directory, or a symlink
+    };
+    using Parts = std::vector<std::string>;
+
     // root_fd must stay open until finish(). Ownership is preserved only when running as root;
     // otherwise everything is owned by the caller.
-    explicit SafeWriter(int root_fd);
+    explicit SafeWriter(int root_fd, Mode mode = Mode::import);
 
     // Creates one entry; regular file data is read from `src` with archive_read_data_block.
     // Throws srl::Error (e.g. "unsafe path in archive: ../../etc/passwd") and writes nothing
-    // for an entry that would land outside the root.
-    void write(archive* src, archive_entry* entry);
+    // for an entry that would land outside the root. Returns false for an entry that is not
+    // image content and was skipped (a socket).
+    bool write(archive* src, archive_entry* entry);
+
+    // The directory made of the first n of parts, beneath the root, as an O_PATH fd, never
+    // through a symlink: one is refused with "<unsafe_msg> (goes through symlink <path>)".
+    Fd open_dir(const Parts& parts, std::size_t n, Lookup lookup, const std::string& unsafe_msg);
 
     // Applies directory modes and times, which had to wait until their contents were written.
     UnpackStats finish();
@@ -47,10 +80,8 @@ private:
         timespec times[2];
     };
 
-    using Parts = std::vector<std::string>;
-    // The directory made of the first n of parts, beneath the root; creates missing ones if asked.
-    Fd open_dir(const Parts& parts, std::size_t n, bool create, const std::string& unsafe_msg);
-    Fd walk(const Parts& parts, std::size_t n, bool create, const std::string& unsafe_msg);
+    Fd walk(const Parts& parts, std::size_t n, Lookup lookup, const std::string& unsafe_msg);
+    bool clear_leaf(int parent, const std::string& name, bool keep_dir, const std::string& shown);
     void make_dir(int parent, const Parts& parts, archive_entry* e, const std::string& shown);
     void make_file(archive* src, int parent, const std::string& name, archive_entry* e,
                    const std::string& shown);
@@ -58,6 +89,7 @@ private:
     void chown_at(int dirfd, const std::string& name, archive_entry* e, const std::string& shown);
 
     int root_;
+    Mode mode_;
     bool chown_;
     bool openat2_ = true;
     std::vector<DeferredDir> dirs_;

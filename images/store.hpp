@@ -4,7 +4,10 @@
 //
 // Layout: <images_root>/<name, '/' kept as subdirectories>/@<tag>/{rootfs/, image.json}
 // The '@' keeps tags apart from name components ("lab:os" and "lab/os:1" would otherwise share
-// lab/os/); it cannot start a name component. Dot-entries in images_root are the store's own.
+// lab/os/); it cannot start a name component. Dot-entries in images_root are the store's own:
+// .tmp-*, .rm-*, .old-* are trees being built or removed, each flocked by the process working
+// on it (so one without a lock was left by a killed process), and .locks/ holds one lock file
+// per reference being pulled.
 #pragma once
 
 #include <cstdint>
@@ -14,12 +17,18 @@
 #include <vector>
 
 #include "images/reference.hpp"
+#include "launcher/fd.hpp"
 
 namespace srl {
 
 struct ImageConfig {
     std::vector<std::string> entrypoint, cmd, env;
     std::string workdir, user;
+};
+
+struct LayerRecord {  // compressed digest + size as pulled
+    std::string digest;
+    std::uint64_t size = 0;
 };
 
 struct Image {
@@ -29,9 +38,39 @@ struct Image {
     std::uint64_t size_bytes = 0;  // sum of regular file sizes
     std::int64_t created = 0;      // unix seconds
     ImageConfig config;
+    // Where it came from: "docker.io/library/debian:bookworm", a mirror URL, or, for import,
+    // the file or directory imported. "" in image.json written before pulls existed.
+    std::string source;
+    std::string digest;  // manifest digest "sha256:..." for registry pulls; "" for import
+    std::vector<LayerRecord> layers;
 };
 
 class ImageStore {
+    // A dot-directory in the store owned by this process: made by mkdtemp and flocked until
+    // it is gone, so that sweep_stale() leaves it alone while this process lives.
+    class OwnedDir {
+    public:
+        OwnedDir() = default;
+        OwnedDir(const std::filesystem::path& store_root, const std::string& kind);  // .<kind>-XXXXXX
+        OwnedDir(OwnedDir&& o) noexcept = default;
+        OwnedDir& operator=(OwnedDir&& o) noexcept;
+        ~OwnedDir() { remove(); }
+
+        const std::filesystem::path& path() const { return path_; }
+        int fd() const { return lock_.get(); }  // O_DIRECTORY, the one holding the flock
+        bool owned() const { return bool(lock_); }
+        // Removes the tree now at path() (ours, or what a rename swapped in) and lets go.
+        void remove() noexcept;
+        // Lets go without removing anything: the directory was renamed into place.
+        void release() noexcept;
+
+    private:
+        Fd store_fd_;
+        std::string name_;
+        std::filesystem::path path_;
+        Fd lock_;
+    };
+
 public:
     explicit ImageStore(std::filesystem::path images_root);  // created on demand
 
@@ -41,7 +80,8 @@ public:
 
     // From a tarball (tar or cpio; gzip, xz, zstd, bzip2 or plain, detected by content) or a
     // directory. Replaces an existing NAME:TAG only once the new image is complete. On any
-    // error nothing is left behind.
+    // error nothing is left behind. Does not take lock_reference(): a caller that holds it
+    // would wait for itself (flock locks belong to open files, not processes).
     Image import(const std::filesystem::path& source, const ImageRef& ref);
 
     // Throws if missing. Whether a container still uses it is the caller's business.
@@ -49,9 +89,50 @@ public:
 
     const std::filesystem::path& root() const { return root_; }
 
+    // A hidden, private temporary image in the store. commit() makes it NAME:TAG atomically
+    // (replacing an existing one in one step, exactly as import() does); if the Staging is
+    // destroyed without commit(), its tree is removed. While it exists the process holds a flock
+    // on it, so sweep_stale() can tell a live staging dir from one left by a process killed with
+    // SIGKILL.
+    class Staging {
+    public:
+        Staging(Staging&&) noexcept = default;
+        Staging& operator=(Staging&&) noexcept = default;
+
+        int rootfs_fd() const { return rootfs_fd_.get(); }  // the (initially empty, 0755) rootfs
+        const std::filesystem::path& rootfs() const { return rootfs_; }
+        // Writes image.json (created = now; size, config, source, digest, layers from `meta`),
+        // syncs, renames in. meta.ref must equal the staged ref; dir and rootfs are filled in.
+        // Once only: the Staging is empty afterwards.
+        Image commit(const Image& meta);
+
+    private:
+        friend class ImageStore;
+        Staging(const ImageStore& store, const ImageRef& ref);
+
+        std::filesystem::path store_root_;
+        ImageRef ref_;
+        OwnedDir dir_;
+        std::filesystem::path rootfs_;
+        Fd rootfs_fd_;
+    };
+    Staging stage(const ImageRef& ref);
+
+    // Serialises pulls of one reference across processes: an flock on a lock file under
+    // <root>/.locks/ named after the reference. Blocks until it is free; released when the Fd
+    // is destroyed.
+    Fd lock_reference(const ImageRef& ref);
+
+    // Removes temporary dirs (.tmp-*, .rm-*, .old-*) left behind by killed srlaunch processes,
+    // i.e. those nobody holds a lock on. Called at the start of stage() and import(). Best
+    // effort: what cannot be removed now is left for the next sweep.
+    void sweep_stale();
+
 private:
     std::filesystem::path dir_of(const ImageRef& ref) const;
     void prune_empty_parents(const ImageRef& ref) const;
+    // Renames a finished tree to NAME:TAG. Returns whether an old image was swapped to `from`.
+    bool put_in_place(const std::filesystem::path& from, const ImageRef& ref) const;
 
     std::filesystem::path root_;
 };

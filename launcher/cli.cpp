@@ -21,6 +21,7 @@
 #include "launcher/container.hpp"
 #include "launcher/error.hpp"
 #include "launcher/fd.hpp"
+#include "launcher/image_commands.hpp"
 #include "launcher/units.hpp"
 #include "launcher/users.hpp"
 
@@ -42,6 +43,8 @@ struct RunFlags {
     ResourceFlags res;
     std::vector<std::string> cap_add, cap_drop, security_opts;
     std::string name, hostname, workdir, user, userns = "host", net = "none", rootfs, cidfile;
+    std::string pull_policy = "missing";
+    PullOptions pull;
     bool rm = false, read_only = false, timens = false, interactive = false, tty = false;
     std::vector<std::string> env, env_files, volumes, tmpfs, uidmaps, gidmaps;
     int stop_timeout = 10;
@@ -194,6 +197,8 @@ std::vector<IdMapping> parse_maps(const std::vector<std::string>& flags, const c
 }
 
 ContainerSpec build_spec(const RunFlags& f, std::vector<std::string> rest, const StorePaths& paths) {
+    // Checked before an image is pulled or anything is created, as docker does.
+    if (f.tty && !isatty(STDIN_FILENO)) throw Error("the input device is not a TTY (-t)");
     ContainerSpec spec;
     spec.id = new_container_id();
     spec.name = f.name;
@@ -209,10 +214,9 @@ ContainerSpec build_spec(const RunFlags& f, std::vector<std::string> rest, const
         spec.rootfs_is_plain_dir = true;
     } else {
         if (rest.empty()) throw Error("\"run\" requires an image (or --rootfs DIR)");
-        ImageRef ref = ImageRef::parse(rest.front());
+        Image image = image_for_run(paths, rest.front(), f.pull, f.pull_policy);
         rest.erase(rest.begin());
-        Image image = ImageStore(paths.images()).get(ref);
-        spec.image = ref.str();
+        spec.image = image.ref.str();
         spec.image_rootfs = image.rootfs;
         image_config = image.config;
     }
@@ -233,6 +237,9 @@ ContainerSpec build_spec(const RunFlags& f, std::vector<std::string> rest, const
     spec.process.additional_gids = who.additional_gids;
     spec.process.cwd = !f.workdir.empty() ? f.workdir : !image_config.workdir.empty() ? image_config.workdir : "/";
     validate_container_path(spec.process.cwd, "--workdir");
+
+    spec.process.terminal = f.tty;
+    spec.process.open_stdin = f.interactive;
 
     auto& env = spec.process.env;
     env = {kDefaultPath, "HOSTNAME=" + spec.hostname, "HOME=" + who.home};
@@ -298,38 +305,6 @@ ContainerSpec build_spec(const RunFlags& f, std::vector<std::string> rest, const
     return spec;
 }
 
-std::string human_size(uint64_t bytes) {
-    const char* units[] = {"B", "kB", "MB", "GB", "TB"};
-    double v = static_cast<double>(bytes);
-    int u = 0;
-    while (v >= 1000 && u < 4) {
-        v /= 1000;
-        ++u;
-    }
-    char buf[32];
-    std::snprintf(buf, sizeof buf, u == 0 ? "%.0f%s" : "%.3g%s", v, units[u]);
-    return buf;
-}
-
-std::string format_time(int64_t t) {
-    std::time_t tt = static_cast<std::time_t>(t);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", std::localtime(&tt));
-    return buf;
-}
-
-// Images that a kept (stopped) container still uses cannot be removed.
-bool image_in_use(const StorePaths& paths, const ImageRef& ref) {
-    if (!fs::exists(paths.containers())) return false;
-    for (const auto& c : fs::directory_iterator(paths.containers())) {
-        std::ifstream in(c.path() / "config.json");
-        if (!in) continue;
-        auto j = nlohmann::json::parse(in, nullptr, false);
-        if (!j.is_discarded() && j.value("image", "") == ref.str()) return true;
-    }
-    return false;
-}
-
 }  // namespace
 
 int main_cli(int argc, char** argv) {
@@ -344,6 +319,8 @@ int main_cli(int argc, char** argv) {
     run->add_option("--name", f.name, "name of the container (unique)");
     run->add_option("--hostname", f.hostname, "hostname inside (default: the id's first 12 characters)");
     run->add_flag("--rm", f.rm, "remove the container when it exits");
+    run->add_flag("-i,--interactive", f.interactive, "keep stdin attached (otherwise it is /dev/null)");
+    run->add_flag("-t,--tty", f.tty, "the container uses the caller's terminal (which stdin must be)");
     run->add_option("--cidfile", f.cidfile, "write the container id to this file (which must not exist)");
     run->add_option("-e,--env", f.env, "set KEY=VALUE (or pass the host's KEY)")->allow_extra_args(false);
     run->add_option("--env-file", f.env_files, "read KEY=VALUE lines from a file")->allow_extra_args(false);
@@ -385,17 +362,12 @@ int main_cli(int argc, char** argv) {
     run->add_option("--cap-add", f.cap_add, "add a capability (NAME, CAP_NAME or ALL)")->allow_extra_args(false)->group(security);
     run->add_option("--cap-drop", f.cap_drop, "drop a capability (NAME, CAP_NAME or ALL)")->allow_extra_args(false)->group(security);
     run->add_option("--security-opt", f.security_opts, "no-new-privileges")->allow_extra_args(false)->group(security);
+    run->add_option("--pull", f.pull_policy, "missing (default): pull the image when it is not in the store; always; never")
+        ->group("Image sources");
+    add_source_options(run, f.pull);
     run->prefix_command();
 
-    std::string source, target;
-    auto* import = app.add_subcommand("import", "make an image from a rootfs tarball or directory");
-    import->add_option("SOURCE", source, "tarball (gzip, xz, zstd, bzip2 or plain) or directory")->required();
-    import->add_option("NAME", target, "NAME[:TAG]")->required();
-
-    auto* images = app.add_subcommand("images", "list images");
-    std::vector<std::string> rmi_refs;
-    auto* rmi = app.add_subcommand("rmi", "remove images no container uses");
-    rmi->add_option("IMAGE", rmi_refs, "NAME[:TAG]")->required();
+    ImageCommands image_commands(app);
 
     try {
         app.parse(argc, argv);
@@ -421,29 +393,7 @@ int main_cli(int argc, char** argv) {
         }
         return run_container(spec, paths);
     }
-    if (*import) {
-        Image img = ImageStore(paths.images()).import(source, ImageRef::parse(target));
-        std::printf("%s\n", img.ref.str().c_str());
-        return 0;
-    }
-    if (*images) {
-        std::printf("%-30s %-16s %10s  %s\n", "NAME", "TAG", "SIZE", "CREATED");
-        for (const auto& img : ImageStore(paths.images()).list())
-            std::printf("%-30s %-16s %10s  %s\n", img.ref.name.c_str(), img.ref.tag.c_str(),
-                        human_size(img.size_bytes).c_str(), format_time(img.created).c_str());
-        return 0;
-    }
-    if (*rmi) {
-        ImageStore store(paths.images());
-        for (const auto& r : rmi_refs) {
-            ImageRef ref = ImageRef::parse(r);
-            store.get(ref);
-            if (image_in_use(paths, ref)) throw Error("image " + ref.str() + " is used by a container");
-            store.remove(ref);
-            std::printf("removed %s\n", ref.str().c_str());
-        }
-        return 0;
-    }
+    if (auto status = image_commands.dispatch(paths)) return *status;
     return 125;
 }
 

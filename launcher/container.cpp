@@ -245,6 +245,11 @@ struct ChildContext {
         check(sethostname(spec.hostname.data(), spec.hostname.size()), "sethostname");
         if (spec.net == NetMode::None) bring_up_loopback();
         enter_rootfs(spec, std::move(rootfs), host);
+        if (!spec.process.open_stdin) {
+            // The container's own /dev/null, now that its /dev is in place.
+            Fd null(check(open("/dev/null", O_RDONLY | O_CLOEXEC), "open /dev/null for stdin"));
+            check(dup2(null.get(), STDIN_FILENO), "attach /dev/null to stdin");
+        }
         // Move both fds clear of 3 first: either may be 3 now, and dup2 onto itself would
         // keep close-on-exec set.
         int config = check(fcntl(ctx.config_fd, F_DUPFD_CLOEXEC, 10), "dup config");

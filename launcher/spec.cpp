@@ -25,6 +25,7 @@ nlohmann::json spec_to_json(const ContainerSpec& s) {
           {"cwd", s.process.cwd},
           {"user", {{"uid", s.process.uid}, {"gid", s.process.gid}, {"additionalGids", s.process.additional_gids}}},
           {"terminal", s.process.terminal},
+          {"open_stdin", s.process.open_stdin},
           {"capabilities", s.process.capabilities},
           {"noNewPrivileges", s.process.no_new_privileges}}},
         {"root", {{"path", s.image_rootfs.string()}, {"readonly", s.read_only_root}, {"overlay", !s.rootfs_is_plain_dir}}},

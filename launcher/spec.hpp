@@ -64,7 +64,8 @@ struct ContainerSpec {
         std::string cwd = "/";
         uint32_t uid = 0, gid = 0;
         std::vector<uint32_t> additional_gids;
-        bool terminal = false;
+        bool terminal = false;         // -t: the caller's terminal (a pty of its own: issue 7)
+        bool open_stdin = false;       // -i: stdin stays attached; otherwise /dev/null, as docker
         uint64_t capabilities = 0;     // bit N = capability N (bounding, permitted, effective)
         bool no_new_privileges = false;
     } process;

@@ -12,12 +12,17 @@ packages=(
   libarchive-dev        # rootfs tarballs (gzip, xz, zstd, plain) with safe extraction
   libssl-dev            # sha256 digests (OpenSSL libcrypto)
   libcap-dev            # capability names (cap_from_name) in the launcher
+  libcurl4-openssl-dev  # pull: HTTP(S) transfers (headers; libcurl.so.4 is dlopen()ed)
+  libyaml-cpp-dev       # pull: Alpine's latest-releases.yaml
   libzstd-dev liblz4-dev liblzma-dev libbz2-dev zlib1g-dev libacl1-dev nettle-dev libxml2-dev libicu-dev  # static libarchive deps
   # tests
   catch2                # unit and integration test framework
   busybox-static        # a libc-free root filesystem for srinit and container tests
   util-linux            # unshare, script
   coreutils procps file binutils
+  python3 python3-jwt python3-cryptography   # loopback HTTP mirror and registry token issuer
+  docker-registry skopeo umoci               # a real OCI registry on loopback, filled by skopeo
+  debootstrap zstd curl libarchive-tools     # the Debian image fixture, zstd layers, bench
   # benchmarks (bench/, run by hand)
   hyperfine jq tini catatonit dumb-init crun runc bubblewrap
 )

@@ -26,6 +26,43 @@ TEST_CASE("images: references with tags and path components parse", "[images]") 
     CHECK(ImageRef::parse("0:0").str() == "0:0");
 }
 
+TEST_CASE("images: a first component may be a registry host with a port", "[images]") {
+    auto r = ImageRef::parse("localhost:5000/foo/bar:1");
+    CHECK(r.name == "localhost:5000/foo/bar");
+    CHECK(r.tag == "1");
+    CHECK(r.registry_host() == "localhost:5000");
+    r = ImageRef::parse("127.0.0.1:5000/lab/os");
+    CHECK(r.name == "127.0.0.1:5000/lab/os");
+    CHECK(r.tag == "latest");
+    CHECK(r.registry_host() == "127.0.0.1:5000");
+    r = ImageRef::parse("registry.example.com/x:y");
+    CHECK(r.str() == "registry.example.com/x:y");
+    CHECK(r.registry_host() == "registry.example.com");
+    CHECK(ImageRef::parse("localhost/x").registry_host() == "localhost");
+    CHECK(ImageRef::parse("xn--bcher-kva.example:443/a").registry_host() == "xn--bcher-kva.example:443");
+    CHECK(ImageRef::parse("my-registry.local:65535/a/b/c:V1.0").str() == "my-registry.local:65535/a/b/c:V1.0");
+    // Without a '/', "host:port" is a name and a tag, as in Docker.
+    r = ImageRef::parse("localhost:5000");
+    CHECK(r.name == "localhost");
+    CHECK(r.tag == "5000");
+    CHECK(r.registry_host().empty());
+    CHECK(ImageRef::parse("debian.org").registry_host().empty());
+    CHECK(ImageRef::parse("user/repo:tag").registry_host().empty());
+    // A name component with a dot that is no valid host name is still a plain name.
+    CHECK(ImageRef::parse("a-b_c.d/e").registry_host().empty());
+}
+
+TEST_CASE("images: Docker Hub names are stored as Docker shows them", "[images]") {
+    CHECK(ImageRef::parse("docker.io/library/debian:bookworm").str() == "debian:bookworm");
+    CHECK(ImageRef::parse("index.docker.io/library/debian").str() == "debian:latest");
+    CHECK(ImageRef::parse("library/debian:12").str() == "debian:12");
+    CHECK(ImageRef::parse("docker.io/user/repo:tag").str() == "user/repo:tag");
+    CHECK(ImageRef::parse("docker.io/library/a/b").str() == "library/a/b:latest");
+    CHECK(ImageRef::parse("docker.io/debian").str() == "debian:latest");
+    CHECK(ImageRef::parse("docker.io:1").str() == "docker.io:1");
+    CHECK(ImageRef::parse("localhost:5000/library/x").str() == "localhost:5000/library/x:latest");
+}
+
 TEST_CASE("images: references compare by name, then tag", "[images]") {
     CHECK(ImageRef::parse("a:2") < ImageRef::parse("b:1"));
     CHECK(ImageRef::parse("a:1") < ImageRef::parse("a:2"));
@@ -58,7 +95,27 @@ TEST_CASE("images: bad references are refused with a one-line reason", "[images]
         {"al pine", "invalid character ' '"},
         {"a@b", "invalid character '@'"},
         {"alpine@sha256:abc", "invalid character '@'"},
-        {"127.0.0.1:5000/alpine", "invalid character ':'"},
+        {"myhost:5000/alpine", "invalid character ':' in name"},
+        {"localhost:/x", "invalid port \"\""},
+        {"host:abc/x", "invalid character ':' in name"},
+        {"localhost:abc/x", "invalid port \"abc\""},
+        {"a:1:2/x", "invalid character ':' in name"},
+        {"localhost:1:2/x", "invalid port \"1:2\""},
+        {"localhost:65536/x", "invalid port"},
+        {"localhost:123456/x", "invalid port"},
+        {"localhost:0/x", "invalid port"},
+        {"a/localhost:5000/x", "invalid character ':' in name"},
+        {"a.b:5000/c:d/e", "invalid character ':' in name"},
+        {"Registry.example.com:5000/x", "lowercase"},
+        {".example.com:5000/x", "invalid character ':' in name"},
+        {"-a.com:5000/x", "invalid character ':' in name"},
+        {"a..b:5000/x", "invalid character ':' in name"},
+        {"a_b.com:5000/x", "invalid character ':' in name"},
+        {":5000/x", "invalid character ':' in name"},
+        {"localhost:5000/", "empty name component"},
+        {"localhost:5000/../x", "\"..\" is not allowed"},
+        {"localhost:5000/.x", "start and end"},
+        {"localhost:5000/X", "lowercase"},
         {"a:b:c", "invalid character ':' in tag"},
         {"a:..", "tag must start with"},
         {"a:.", "tag must start with"},

@@ -20,7 +20,7 @@ int capability_number(const std::string& name) {
     std::transform(n.begin(), n.end(), n.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     if (n.rfind("cap_", 0) != 0) n = "cap_" + n;
     cap_value_t v;
-    if (cap_from_name(n.c_str(), &v) != 0 || v < 0 || static_cast<unsigned>(v) >= cap_max_bits())
+    if (cap_from_name(n.c_str(), &v) != 0 || v < 0 || v >= static_cast<cap_value_t>(cap_max_bits()))
         throw Error("unknown capability \"" + name + "\"");
     return v;
 }

@@ -14,6 +14,8 @@ packages=(
   libcap-dev            # capability names (cap_from_name) in the launcher
   libcurl4-openssl-dev  # pull: HTTP(S) transfers (headers; libcurl.so.4 is dlopen()ed)
   libyaml-cpp-dev       # pull: Alpine's latest-releases.yaml
+  libseccomp-dev        # seccomp profiles compiled to BPF by the launcher (static libseccomp.a)
+  uidmap                # rootless mode: newuidmap/newgidmap with /etc/subuid and /etc/subgid
   libzstd-dev liblz4-dev liblzma-dev libbz2-dev zlib1g-dev libacl1-dev nettle-dev libxml2-dev libicu-dev  # static libarchive deps
   # tests
   catch2                # unit and integration test framework

@@ -91,6 +91,11 @@ struct ContainerSpec {
     std::vector<std::string> masked_paths, readonly_paths;
     Resources resources;
     std::vector<Device> devices;
+
+    // Security (issue 6).
+    bool privileged = false;           // --privileged: all capabilities, no seccomp, no masked paths, all devices
+    std::string seccomp_bpf;           // the filter srinit installs (raw struct sock_filter[]); empty: unconfined
+    bool rootless = false;             // started by a user other than root: user namespace via newuidmap
 };
 
 // The spec as JSON (OCI-config-like), kept in the container's dir for inspection.

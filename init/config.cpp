@@ -157,6 +157,12 @@ const char* parse_stream(char* buf, std::size_t len, Config& cfg, const char** b
             int v = parse_uint(val, static_cast<std::size_t>(vlen), 1);
             if (v < 0) return "expects 0 or 1";
             cfg.no_new_privs = v == 1;
+        } else if (key_is(key, key_len, "seccomp")) {
+            std::size_t n = static_cast<std::size_t>(vlen);
+            if (n == 0 || n % Config::kSockFilterSize != 0 || n / Config::kSockFilterSize > Config::kBpfMaxInsns)
+                return "expects a BPF program of 1 to 4096 instructions";
+            cfg.seccomp = val;
+            cfg.seccomp_len = n;
         } else {
             return "unknown key";
         }

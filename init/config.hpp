@@ -29,6 +29,12 @@ struct Config {
     unsigned long long caps = 0;  // capabilities kept (bit N = capability N), when caps_set
     bool caps_set = false;
     bool no_new_privs = false;
+    // The launcher's seccomp filter (raw struct sock_filter[], 8 bytes each), installed by
+    // srinit on itself before the workload starts; null: none.
+    static constexpr std::size_t kSockFilterSize = 8;
+    static constexpr std::size_t kBpfMaxInsns = 4096;  // the kernel's BPF_MAXINSNS
+    const char* seccomp = nullptr;
+    std::size_t seccomp_len = 0;
     int config_fd = -1;       // launcher mode: read the config stream from this fd
     bool help = false;
     bool version = false;
@@ -44,7 +50,9 @@ const char* parse_options(int argc, char** argv, Config& cfg, const char** bad);
 // place: the trailing LF of each record becomes the value's NUL terminator.
 // Keys: arg (repeatable), env (repeatable, replaces the environment), cwd, group (0|1),
 // grace_ms, preserve_fds, uid, gid, groups (comma-separated gids; empty clears them),
-// caps (hex mask of the capabilities the workload keeps), no_new_privs (0|1). An unknown key is an error, so a launcher/srinit mismatch is loud.
+// caps (hex mask of the capabilities the workload keeps), no_new_privs (0|1), seccomp (a raw
+// BPF program: a non-empty multiple of 8 bytes, at most 4096 instructions). An unknown key is
+// an error, so a launcher/srinit mismatch is loud.
 const char* parse_stream(char* buf, std::size_t len, Config& cfg, const char** bad);
 
 // Parses a decimal duration in seconds ("10", "0.25") into milliseconds; -1 if malformed.

@@ -16,6 +16,7 @@
 
 #include "config.hpp"
 #include "out.hpp"
+#include "privileges.hpp"
 #include "reaper.hpp"
 #include "workload.hpp"
 
@@ -139,6 +140,12 @@ int run(int argc, char** argv) {
     // Run from a memfd by the launcher, our comm would be the fd's number; ps should say
     // what PID 1 is.
     prctl(PR_SET_NAME, "srinit");
+    // On ourselves, before anything else happens: srinit and every process of the container
+    // live under the filter, so a compromised PID 1 gains nothing the workload lacks.
+    if (const char* what = install_seccomp(cfg)) {
+        say_errno(errno, what);
+        return kExitInitFailed;
+    }
 
     // Outside a PID namespace, orphans of the workload would go to the real init; as a
     // subreaper they come to us, so reaping and draining work standalone too.

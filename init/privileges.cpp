@@ -22,6 +22,13 @@ struct CapData {
 };
 constexpr uint32_t kCapVersion3 = 0x20080522;
 
+// linux/seccomp.h and linux/filter.h, which musl does not ship either.
+constexpr unsigned kSeccompSetModeFilter = 1;
+struct SockFprog {
+    unsigned short len;    // instructions
+    const void* filter;    // struct sock_filter[len]
+};
+
 int set_caps(uint64_t mask) {
     CapHeader h{kCapVersion3, 0};
     // Nothing inheritable: a granted capability must not survive into an exec'd program
@@ -56,6 +63,15 @@ const char* drop_privileges(const Config& cfg) {
     // keeps exactly the granted ones.
     if (cfg.caps_set && set_caps(cfg.uid > 0 ? 0 : cfg.caps) < 0) return "cannot set capabilities";
     if (cfg.no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return "cannot set no_new_privs";
+    return nullptr;
+}
+
+const char* install_seccomp(const Config& cfg) {
+    if (!cfg.seccomp) return nullptr;
+    // parse_stream checked the length. No no_new_privs is needed: srinit still holds
+    // CAP_SYS_ADMIN in its user namespace here, and no_new_privs stays the user's choice.
+    SockFprog prog{static_cast<unsigned short>(cfg.seccomp_len / Config::kSockFilterSize), cfg.seccomp};
+    if (syscall(SYS_seccomp, kSeccompSetModeFilter, 0, &prog) < 0) return "cannot install the seccomp filter";
     return nullptr;
 }
 

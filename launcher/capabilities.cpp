@@ -1,6 +1,7 @@
 #include "launcher/capabilities.hpp"
 
 #include <sys/capability.h>
+#include <sys/prctl.h>
 
 #include <algorithm>
 #include <cctype>
@@ -10,9 +11,15 @@
 namespace srl {
 
 uint64_t all_capabilities() {
-    // cap_max_bits() asks the running kernel, not the headers we were built with.
-    unsigned bits = cap_max_bits();
-    return bits >= 64 ? ~uint64_t(0) : (uint64_t(1) << bits) - 1;
+    // cap_max_bits() asks the running kernel, not the headers we were built with. As docker
+    // does, ALL is what srlaunch's own bounding set still holds: a capability missing there
+    // (a launcher started inside a restricted sandbox) cannot be granted, and asking for it
+    // would only make srinit's capset fail.
+    unsigned bits = std::min(static_cast<unsigned>(cap_max_bits()), 64u);
+    uint64_t mask = 0;
+    for (unsigned c = 0; c < bits; ++c)
+        if (prctl(PR_CAPBSET_READ, c, 0, 0, 0) == 1) mask |= uint64_t(1) << c;
+    return mask;
 }
 
 int capability_number(const std::string& name) {
@@ -43,8 +50,18 @@ static bool is_all(const std::string& s) {
 uint64_t resolve_capabilities(const std::vector<std::string>& add, const std::vector<std::string>& drop) {
     uint64_t caps = default_capabilities();
     for (const auto& d : drop) caps &= is_all(d) ? 0 : ~(uint64_t(1) << capability_number(d));
-    for (const auto& a : add) caps |= is_all(a) ? all_capabilities() : uint64_t(1) << capability_number(a);
-    return caps & all_capabilities();
+    const uint64_t grantable = all_capabilities();
+    for (const auto& a : add) {
+        if (is_all(a)) {
+            caps |= grantable;
+            continue;
+        }
+        uint64_t bit = uint64_t(1) << capability_number(a);
+        // Said here rather than as srinit's failing capset.
+        if (!(grantable & bit)) throw Error("cannot add capability \"" + a + "\": srlaunch's own bounding set lacks it");
+        caps |= bit;
+    }
+    return caps & grantable;
 }
 
 }  // namespace srl

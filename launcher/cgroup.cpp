@@ -27,12 +27,11 @@ CgroupLayout detect_cgroup_layout(const fs::path& mount) {
     return CgroupLayout::V1;
 }
 
-std::unique_ptr<Cgroup> create_cgroup(const std::string& id, const Resources& res,
-                                      const std::vector<Device>& devices) {
+std::unique_ptr<Cgroup> create_cgroup(const std::string& id, const Resources& res) {
     if (detect_cgroup_layout() != CgroupLayout::V2) {
         // Hybrid hosts keep every controller we use on v1 (the unified tree holds at most
         // hugetlb there): use v1 throughout rather than refuse, as crun does.
-        return create_cgroup_v1(id, res, devices);
+        return create_cgroup_v1(id, res);
     }
     std::ifstream self("/proc/self/cgroup");
     std::string line, own;

@@ -38,14 +38,12 @@ enum class CgroupLayout { V1, V2, Hybrid };
 CgroupLayout detect_cgroup_layout(const std::filesystem::path& mount = "/sys/fs/cgroup");
 
 // Creates the container's cgroups for this host's layout and applies the limits and the
-// device allow-list. On any error nothing is left behind.
-std::unique_ptr<Cgroup> create_cgroup(const std::string& id, const Resources& res,
-                                      const std::vector<Device>& devices);
+// device rules (res.device_rules). On any error nothing is left behind.
+std::unique_ptr<Cgroup> create_cgroup(const std::string& id, const Resources& res);
 
 // The implementations, with the filesystem root and the launcher's own cgroup given, so the
 // v2 code can be tested against a plain directory tree shaped like cgroupfs.
-std::unique_ptr<Cgroup> create_cgroup_v1(const std::string& id, const Resources& res,
-                                         const std::vector<Device>& devices);
+std::unique_ptr<Cgroup> create_cgroup_v1(const std::string& id, const Resources& res);
 std::unique_ptr<Cgroup> create_cgroup_v2(const std::filesystem::path& mount,
                                          const std::filesystem::path& own, const std::string& id,
                                          const Resources& res);

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "launcher/cgroup.hpp"
+#include "launcher/devices.hpp"
 #include "launcher/error.hpp"
 #include "launcher/units.hpp"
 
@@ -54,7 +55,7 @@ std::string dev(const DeviceLimit& d) { return std::to_string(d.major) + ":" + s
 
 class CgroupV1 final : public Cgroup {
 public:
-    CgroupV1(const std::string& id, const Resources& res, const std::vector<Device>& devices)
+    CgroupV1(const std::string& id, const Resources& res)
         : by_controller_(container_dirs(id)) {
         for (const auto& [ctrl, dir] : by_controller_)
             if (std::find(dirs_.begin(), dirs_.end(), dir) == dirs_.end()) dirs_.push_back(dir);
@@ -65,7 +66,7 @@ public:
                 cgroupfs::make_dir(dir);
                 created_.push_back(dir);
             }
-            apply(res, devices);
+            apply(res);
         } catch (...) {
             remove();
             throw;
@@ -124,7 +125,7 @@ private:
         if (fs::create_directory(srlaunch_dir, ec) || fs::exists(srlaunch_dir)) inherit_cpuset(srlaunch_dir);
     }
 
-    void apply(const Resources& r, const std::vector<Device>& devices) {
+    void apply(const Resources& r) {
         fs::path mem = at("memory"), cpu = at("cpu");
         if (r.memory) cgroupfs::write(mem / "memory.limit_in_bytes", std::to_string(*r.memory));
         bool has_memsw = fs::exists(mem / "memory.memsw.limit_in_bytes");
@@ -171,16 +172,20 @@ private:
         for (const auto& [limits, file] : throttles)
             for (const auto& d : *limits) cgroupfs::write(at("blkio") / file, dev(d) + " " + std::to_string(d.value));
 
-        // Devices: deny everything, then allow what a container needs (docker's list) and
-        // the --device nodes.
-        fs::path devs = at("devices");
-        cgroupfs::write(devs / "devices.deny", "a");
-        for (const char* rule : {"c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",
-                                 "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm"})
-            cgroupfs::write(devs / "devices.allow", rule);
-        for (const auto& d : devices)
-            cgroupfs::write(devs / "devices.allow", std::string(1, d.type) + " " + std::to_string(d.major) + ":" +
-                                                        std::to_string(d.minor) + " " + d.access);
+        // Devices, in order (launcher/devices.cpp): normally deny everything, then docker's
+        // list and the --device nodes; "a" alone with --privileged.
+        for (DeviceRule rule : r.device_rules) {
+            fs::path file = at("devices") / (rule.allow ? "devices.allow" : "devices.deny");
+            if (rule.type != 'a' || resets_all(rule)) {
+                cgroupfs::write(file, device_rule_text(rule));
+                continue;
+            }
+            // The kernel reads any "a" line as everything: a narrower one is two rules.
+            for (char type : {'c', 'b'}) {
+                rule.type = type;
+                cgroupfs::write(file, device_rule_text(rule));
+            }
+        }
     }
 
     void remove() noexcept {
@@ -195,9 +200,8 @@ private:
 
 }  // namespace
 
-std::unique_ptr<Cgroup> create_cgroup_v1(const std::string& id, const Resources& res,
-                                         const std::vector<Device>& devices) {
-    return std::make_unique<CgroupV1>(id, res, devices);
+std::unique_ptr<Cgroup> create_cgroup_v1(const std::string& id, const Resources& res) {
+    return std::make_unique<CgroupV1>(id, res);
 }
 
 }  // namespace srl

@@ -1,8 +1,10 @@
 // cgroup v2: one tree; controllers must be enabled in cgroup.subtree_control of every
-// ancestor below the one that has them. Device access is a BPF program in v2 (issue 6).
+// ancestor below the one that has them. Device access is a BPF program in v2
+// (cgroup_v2_devices.cpp).
 #include <sstream>
 
 #include "launcher/cgroup.hpp"
+#include "launcher/cgroup_v2_devices.hpp"
 #include "launcher/error.hpp"
 #include "launcher/units.hpp"
 
@@ -32,6 +34,9 @@ public:
         cgroupfs::make_dir(dir_);
         try {
             apply(res);
+            // Before any process joins: the container never runs without it. Removing the
+            // directory detaches and frees it.
+            apply_device_rules(dir_, res.device_rules);
         } catch (...) {
             cgroupfs::remove_dir(dir_);
             throw;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <fstream>
@@ -19,9 +20,12 @@
 #include "images/store.hpp"
 #include "launcher/capabilities.hpp"
 #include "launcher/container.hpp"
+#include "launcher/devices.hpp"
 #include "launcher/error.hpp"
 #include "launcher/fd.hpp"
 #include "launcher/image_commands.hpp"
+#include "launcher/rootless.hpp"
+#include "launcher/seccomp.hpp"
 #include "launcher/units.hpp"
 #include "launcher/users.hpp"
 
@@ -45,7 +49,7 @@ struct RunFlags {
     std::string name, hostname, workdir, user, userns = "host", net = "none", rootfs, cidfile;
     std::string pull_policy = "missing";
     PullOptions pull;
-    bool rm = false, read_only = false, timens = false, interactive = false, tty = false;
+    bool rm = false, read_only = false, timens = false, interactive = false, tty = false, privileged = false;
     std::vector<std::string> env, env_files, volumes, tmpfs, uidmaps, gidmaps;
     int stop_timeout = 10;
     int64_t boot_offset = 0;
@@ -200,6 +204,9 @@ ContainerSpec build_spec(const RunFlags& f, std::vector<std::string> rest, const
     // Checked before an image is pulled or anything is created, as docker does.
     if (f.tty && !isatty(STDIN_FILENO)) throw Error("the input device is not a TTY (-t)");
     ContainerSpec spec;
+    spec.rootless = geteuid() != 0;
+    // So too whether a rootless run can have the limits it asks for (launcher/rootless.hpp).
+    if (spec.rootless) rootless_cgroup_parent(build_resources(f.res), RootlessCgroupHost::current());
     spec.id = new_container_id();
     spec.name = f.name;
     if (!f.name.empty()) {
@@ -269,7 +276,23 @@ ContainerSpec build_spec(const RunFlags& f, std::vector<std::string> rest, const
     else if (f.net == "host") spec.net = NetMode::Host;
     else throw Error("unsupported --net \"" + f.net + "\": use none or host");
 
-    if (f.userns == "auto") {
+    if (spec.rootless) {
+        // Always a user namespace, from the caller's own ids and subordinate ranges; maps
+        // given by flags must stay inside those (launcher/rootless.hpp).
+        if (f.userns == "auto")
+            throw Error("--userns auto needs root; a rootless container maps your /etc/subuid and /etc/subgid "
+                        "ranges (choose within them with --uidmap/--gidmap)");
+        if (f.userns != "host") throw Error("unsupported --userns \"" + f.userns + "\": use host or auto");
+        std::vector<IdMapping> uids, gids;
+        if (!f.uidmaps.empty() || !f.gidmaps.empty()) {
+            uids = parse_maps(f.uidmaps.empty() ? f.gidmaps : f.uidmaps, "--uidmap");
+            gids = parse_maps(f.gidmaps.empty() ? f.uidmaps : f.gidmaps, "--gidmap");
+        }
+        set_rootless_id_maps(spec, uids, gids);
+        // A map of the caller's gid alone comes with setgroups(2) denied: the user's groups
+        // cannot be set inside, and srinit will not try.
+        if (rootless_setgroups_denied(spec)) spec.process.additional_gids.clear();
+    } else if (f.userns == "auto") {
         if (!f.uidmaps.empty() || !f.gidmaps.empty()) throw Error("--userns auto excludes --uidmap/--gidmap");
         uint32_t base = UsernsRanges(paths.userns()).allocate(spec.id);
         spec.uid_mappings = spec.gid_mappings = {{0, base, UsernsRanges::kSize}};
@@ -286,22 +309,52 @@ ContainerSpec build_spec(const RunFlags& f, std::vector<std::string> rest, const
             throw Error("the user " + std::to_string(spec.process.uid) + ":" + std::to_string(spec.process.gid) +
                         " is not mapped into the user namespace");
     }
-    spec.process.capabilities = resolve_capabilities(f.cap_add, f.cap_drop);
+    // --privileged: every capability srlaunch holds; --cap-add/--cap-drop are ignored then,
+    // as docker does.
+    spec.privileged = f.privileged;
+    spec.process.capabilities = f.privileged ? all_capabilities() : resolve_capabilities(f.cap_add, f.cap_drop);
+    std::optional<SeccompProfile> seccomp_profile;  // --security-opt seccomp=FILE; else the built-in one
+    bool seccomp_unconfined = false;
     for (const auto& opt : f.security_opts) {
-        if (opt == "no-new-privileges" || opt == "no-new-privileges:true" || opt == "no-new-privileges=true")
+        if (opt == "no-new-privileges" || opt == "no-new-privileges:true" || opt == "no-new-privileges=true") {
             spec.process.no_new_privileges = true;
-        else if (opt == "no-new-privileges:false" || opt == "no-new-privileges=false")
+        } else if (opt == "no-new-privileges:false" || opt == "no-new-privileges=false") {
             spec.process.no_new_privileges = false;
-        else
-            throw Error("unsupported --security-opt \"" + opt + "\" (supported: no-new-privileges)");
+        } else if (opt.rfind("seccomp=", 0) == 0 || opt.rfind("seccomp:", 0) == 0) {
+            // Parsed now, so a bad profile fails before anything is created; the last one wins.
+            std::string value = opt.substr(8);
+            if (value.empty()) throw Error("--security-opt seccomp= needs unconfined or a profile file");
+            seccomp_unconfined = value == "unconfined";
+            seccomp_profile.reset();
+            if (!seccomp_unconfined && value != "builtin") seccomp_profile = load_seccomp_profile(value);
+        } else {
+            throw Error("unsupported --security-opt \"" + opt +
+                        "\" (supported: no-new-privileges, seccomp=unconfined, seccomp=PROFILE.json)");
+        }
     }
     spec.resources = build_resources(f.res);
     for (const auto& d : f.res.devices) spec.devices.push_back(parse_device(d));
+    if (spec.privileged) {
+        // Every host device node too, as docker does; a --device at the same path stays.
+        for (auto& d : host_devices()) {
+            auto same = [&](const Device& o) { return o.container_path == d.container_path; };
+            if (std::none_of(spec.devices.begin(), spec.devices.end(), same)) spec.devices.push_back(std::move(d));
+        }
+    }
+    spec.resources.device_rules = device_rules(spec.devices, spec.privileged);
     spec.time_namespace = f.timens || f.boot_offset != 0;
     spec.boot_offset_s = f.boot_offset;
-    spec.masked_paths = {"/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug",
-                         "/proc/scsi", "/proc/acpi", "/sys/firmware", "/proc/latency_stats"};
-    spec.readonly_paths = {"/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs"};
+    if (!spec.privileged) {  // --privileged sees /proc as the host's root does
+        spec.masked_paths = {"/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug",
+                             "/proc/scsi", "/proc/acpi", "/sys/firmware", "/proc/latency_stats"};
+        spec.readonly_paths = {"/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs"};
+    }
+    // Compiled last, against the final capabilities (the default profile allows more to a
+    // container granted CAP_SYS_ADMIN, CAP_SYS_PTRACE...). --privileged runs unfiltered, as
+    // with docker.
+    if (!spec.privileged && !seccomp_unconfined)
+        spec.seccomp_bpf = compile_seccomp_cached(seccomp_profile ? *seccomp_profile : default_seccomp_profile(),
+                                                  spec.process.capabilities, paths.root / "cache" / "seccomp");
     return spec;
 }
 
@@ -331,7 +384,7 @@ int main_cli(int argc, char** argv) {
     run->add_flag("--read-only", f.read_only, "mount the root filesystem read-only");
     run->add_option("--uidmap", f.uidmaps, "CONTAINER_UID:HOST_UID:COUNT (repeatable; user namespace)")->allow_extra_args(false);
     run->add_option("--gidmap", f.gidmaps, "CONTAINER_GID:HOST_GID:COUNT (repeatable; user namespace)")->allow_extra_args(false);
-    run->add_option("--userns", f.userns, "host (default) or auto: a free 65536-id range");
+    run->add_option("--userns", f.userns, "host (default) or auto: a free 65536-id range (root only; rootless runs map /etc/subuid)");
     run->add_option("--net,--network", f.net, "none (own network namespace, lo up; default) or host");
     run->add_option("--stop-timeout", f.stop_timeout, "seconds from SIGTERM to SIGKILL (default 10)")
         ->check(CLI::NonNegativeNumber);
@@ -361,7 +414,11 @@ int main_cli(int argc, char** argv) {
     const char* security = "Security";
     run->add_option("--cap-add", f.cap_add, "add a capability (NAME, CAP_NAME or ALL)")->allow_extra_args(false)->group(security);
     run->add_option("--cap-drop", f.cap_drop, "drop a capability (NAME, CAP_NAME or ALL)")->allow_extra_args(false)->group(security);
-    run->add_option("--security-opt", f.security_opts, "no-new-privileges")->allow_extra_args(false)->group(security);
+    run->add_flag("--privileged", f.privileged,
+                  "all capabilities and host devices, no seccomp filter, no masked or read-only /proc paths, /sys writable")
+        ->group(security);
+    run->add_option("--security-opt", f.security_opts,
+                    "no-new-privileges; seccomp=unconfined or seccomp=PROFILE.json (default: the built-in profile)")->allow_extra_args(false)->group(security);
     run->add_option("--pull", f.pull_policy, "missing (default): pull the image when it is not in the store; always; never")
         ->group("Image sources");
     add_source_options(run, f.pull);
@@ -382,6 +439,7 @@ int main_cli(int argc, char** argv) {
     }
 
     StorePaths paths = StorePaths::resolve(root);
+    if (geteuid() != 0) make_private_store(paths.root);
     if (*run) {
         ContainerSpec spec = build_spec(f, run->remaining(), paths);
         if (!f.cidfile.empty()) {

@@ -26,6 +26,7 @@
 #include "launcher/fd.hpp"
 #include "launcher/idmap.hpp"
 #include "launcher/rootfs.hpp"
+#include "launcher/rootless.hpp"
 #include "launcher/srinit_config.hpp"
 #include "launcher/units.hpp"
 
@@ -120,9 +121,15 @@ public:
     ContainerDir(fs::path dir, bool keep) : dir_(std::move(dir)), keep_(keep) {}
     ~ContainerDir() {
         if (keep_) return;
+        if (userns_) {
+            remove_in_user_namespace(userns_, dir_);
+            return;
+        }
         std::error_code ec;
         fs::remove_all(dir_, ec);
     }
+    // Rootless: removed from inside the container's user namespace (see rootless.hpp).
+    void remove_within(Fd userns) { userns_ = std::move(userns); }
     ContainerDir(const ContainerDir&) = delete;
     ContainerDir& operator=(const ContainerDir&) = delete;
     const fs::path& path() const { return dir_; }
@@ -131,6 +138,7 @@ public:
 private:
     fs::path dir_;
     bool keep_;
+    Fd userns_;
 };
 
 // A container name held as a symlink names/NAME -> id: symlink() is atomic, so two
@@ -178,8 +186,15 @@ struct FdMessage {
     FdMessage& operator=(const FdMessage&) = delete;
 };
 
+// fd < 0: the "go" byte alone (rootless: the child mounts its root itself).
 void send_fd(int sock, int fd) {
     FdMessage m;
+    if (fd < 0) {
+        m.msg.msg_control = nullptr;
+        m.msg.msg_controllen = 0;
+        check(sendmsg(sock, &m.msg, MSG_NOSIGNAL), "start the container");
+        return;
+    }
     cmsghdr* c = CMSG_FIRSTHDR(&m.msg);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
@@ -192,7 +207,8 @@ Fd receive_fd(int sock) {
     FdMessage m;
     if (recvmsg(sock, &m.msg, MSG_CMSG_CLOEXEC) <= 0) throw Error("the launcher went away before the container started");
     cmsghdr* c = CMSG_FIRSTHDR(&m.msg);
-    if (!c || c->cmsg_type != SCM_RIGHTS) throw Error("no root filesystem received");
+    if (!c) return Fd();  // rootless: none sent
+    if (c->cmsg_type != SCM_RIGHTS) throw Error("no root filesystem received");
     int fd;
     std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
     return Fd(fd);
@@ -242,6 +258,9 @@ struct ChildContext {
             check(setresgid(0, 0, 0), "setresgid 0 in the user namespace");
             check(setresuid(0, 0, 0), "setresuid 0 in the user namespace");
         }
+        // Rootless, only we can mount in the new namespaces (launcher/rootless.hpp).
+        if (spec.rootless) rootfs = make_rootless_rootfs(spec, *ctx.dir);
+        if (!rootfs) throw Error("no root filesystem received");
         check(sethostname(spec.hostname.data(), spec.hostname.size()), "sethostname");
         if (spec.net == NetMode::None) bring_up_loopback();
         enter_rootfs(spec, std::move(rootfs), host);
@@ -250,6 +269,7 @@ struct ChildContext {
             Fd null(check(open("/dev/null", O_RDONLY | O_CLOEXEC), "open /dev/null for stdin"));
             check(dup2(null.get(), STDIN_FILENO), "attach /dev/null to stdin");
         }
+        if (spec.rootless && spec.time_namespace) enter_time_namespace_at_exec(spec.boot_offset_s);
         // Move both fds clear of 3 first: either may be 3 now, and dup2 onto itself would
         // keep close-on-exec set.
         int config = check(fcntl(ctx.config_fd, F_DUPFD_CLOEXEC, 10), "dup config");
@@ -337,7 +357,7 @@ int run_container(ContainerSpec& spec, const StorePaths& store) {
 
     // Created before the child exists, so it is in its cgroups before it execs anything;
     // declared before the child so the child is reaped before the cgroups are removed.
-    std::unique_ptr<Cgroup> cgroup = create_cgroup(spec.id, spec.resources, spec.devices);
+    std::unique_ptr<Cgroup> cgroup = spec.rootless ? create_rootless_cgroup(spec) : create_cgroup(spec.id, spec.resources);
     Fd srinit = sealed_copy(find_srinit(), "srinit");
     Fd config = memfd_with(srinit_config_stream(spec), "srinit-config");
     int pair[2];
@@ -355,7 +375,7 @@ int run_container(ContainerSpec& spec, const StorePaths& store) {
         ~RestoreMask() { sigprocmask(SIG_SETMASK, &mask, nullptr); }
     } restore{old_mask};
 
-    if (spec.time_namespace) {
+    if (spec.time_namespace && !spec.rootless) {  // rootless: the child makes it, see child_main
         check(unshare(CLONE_NEWTIME), "create a time namespace");
         write_time_offsets(spec.boot_offset_s);
     }
@@ -376,11 +396,16 @@ int run_container(ContainerSpec& spec, const StorePaths& store) {
     cgroup->attach(pid);
     Fd userns;
     if (spec.user_namespace) {
-        write_id_maps(pid, spec.uid_mappings, spec.gid_mappings);
+        if (spec.rootless)
+            write_rootless_id_maps(pid, spec);
+        else
+            write_id_maps(pid, spec.uid_mappings, spec.gid_mappings);
         std::string ns = "/proc/" + std::to_string(pid) + "/ns/user";
         userns = Fd(check(open(ns.c_str(), O_RDONLY | O_CLOEXEC), "open " + ns));
+        if (spec.rootless) guard.remove_within(Fd(check(fcntl(userns.get(), F_DUPFD_CLOEXEC, 0), "dup userns")));
     }
-    Fd rootfs = make_rootfs_mount(spec, dir, userns);
+    // Rootless, the child mounts the root itself: we have no CAP_SYS_ADMIN to do it here.
+    Fd rootfs = spec.rootless ? Fd() : make_rootfs_mount(spec, dir, userns);
     send_fd(parent_sock.get(), rootfs.get());
     rootfs.reset();
 

@@ -4,6 +4,7 @@
 #include <linux/openat2.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -69,9 +70,23 @@ void bind_mount(const std::string& src, const Fd& root, const std::string& path,
                 bool recursive = false, bool create = false, bool create_file = false) {
     unsigned long rec = recursive ? MS_REC : 0;
     do_mount(src.c_str(), fd_path(open_in_root(root, path, create, create_file)), nullptr, MS_BIND | rec);
-    if (read_only)
-        do_mount(nullptr, fd_path(open_in_root(root, path, false)), nullptr,
-                 MS_BIND | MS_REMOUNT | MS_RDONLY | rec);
+    if (!read_only) return;
+    Fd mounted = open_in_root(root, path, false);  // the new mount, not what it covers
+    std::string target = fd_path(mounted);
+    if (mount(nullptr, target.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | rec, nullptr) == 0) return;
+    if (errno != EPERM) throw_errno("remount " + path + " read-only");
+    // In a user namespace (rootless) the flags a host mount had when the namespace was made
+    // are locked (nosuid, nodev, noexec, the atime mode): a remount that would clear one
+    // is refused. Keep the ones the mount has, as runc does.
+    struct statvfs sv {};
+    check(statvfs(target.c_str(), &sv), "statvfs " + path);
+    unsigned long keep = 0;
+    const std::pair<unsigned long, unsigned long> flags[] = {{ST_NOSUID, MS_NOSUID}, {ST_NODEV, MS_NODEV},
+                                                             {ST_NOEXEC, MS_NOEXEC}, {ST_NOATIME, MS_NOATIME},
+                                                             {ST_NODIRATIME, MS_NODIRATIME}, {ST_RELATIME, MS_RELATIME}};
+    for (const auto& [st, ms] : flags)
+        if (sv.f_flag & st) keep |= ms;
+    do_mount(nullptr, target, nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | rec | keep);
 }
 
 // Device nodes the container gets in its private /dev. Inside a user namespace mknod is
@@ -99,11 +114,14 @@ void mount_dev(const ContainerSpec& spec, const Fd& root) {
             bind_mount(host, root, "/dev/" + std::string(d.name), false);
         }
     }
-    // --device nodes, wherever the container wants them.
+    // --device nodes, wherever the container wants them (and with --privileged every host
+    // node). One already there is kept: the standard nodes above come first.
     for (const auto& d : spec.devices) {
         fs::path where(d.container_path);
         Fd parent = open_in_root(root, where.parent_path().string(), true);
         std::string name = where.filename().string();
+        struct stat existing {};
+        if (fstatat(parent.get(), name.c_str(), &existing, AT_SYMLINK_NOFOLLOW) == 0) continue;
         if (!spec.user_namespace) {
             mode_t type = d.type == 'b' ? S_IFBLK : S_IFCHR;
             if (mknodat(parent.get(), name.c_str(), type | d.mode, makedev(d.major, d.minor)) < 0 && errno != EEXIST)
@@ -138,8 +156,21 @@ void mount_dev(const ContainerSpec& spec, const Fd& root) {
 }
 
 // The container's view of its cgroups: its cgroup namespace makes each hierarchy's root its
-// own cgroup. Mounted per hierarchy, as the host has them (v1, v2 or hybrid), read-only.
-void mount_cgroups(const Fd& root) {
+// own cgroup. Mounted per hierarchy, as the host has them (v1, v2 or hybrid), read-only
+// unless --privileged (as docker).
+void mount_cgroups(const Fd& root, bool read_only, bool best_effort = false) {
+    const unsigned long ro = read_only ? MS_RDONLY : 0;
+    // Rootless: each hierarchy the kernel lets a user namespace mount, and no failure for
+    // one it refuses (a view of the cgroups is not worth failing a run over).
+    auto attempt = [best_effort](auto&& step) {
+        try {
+            step();
+            return true;
+        } catch (const Error&) {
+            if (!best_effort) throw;
+            return false;
+        }
+    };
     Fd dir = open_in_root(root, "/sys/fs/cgroup", true);
     std::ifstream self("/proc/self/cgroup");
     std::vector<std::pair<std::string, std::string>> hierarchies;  // (controllers, mount name)
@@ -151,21 +182,26 @@ void mount_cgroups(const Fd& root) {
         hierarchies.emplace_back(ctrls, ctrls.rfind("name=", 0) == 0 ? ctrls.substr(5) : ctrls);
     }
     if (v2_only) {
-        do_mount("cgroup2", fd_path(dir), "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY);
+        attempt([&] { do_mount("cgroup2", fd_path(dir), "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC | ro); });
         return;
     }
-    do_mount("tmpfs", fd_path(dir), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755");
+    if (!attempt([&] { do_mount("tmpfs", fd_path(dir), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755"); }))
+        return;
     for (const auto& [ctrls, name] : hierarchies) {
-        std::string mountpoint = "/sys/fs/cgroup/" + (ctrls.empty() ? std::string("unified") : name);
-        Fd target = open_in_root(root, mountpoint, true);
-        if (ctrls.empty())
-            do_mount("cgroup2", fd_path(target), "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY);
-        else
-            do_mount("cgroup", fd_path(target), "cgroup", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY,
-                     ctrls.rfind("name=", 0) == 0 ? "none," + ctrls : ctrls);
+        attempt([&] {
+            std::string mountpoint = "/sys/fs/cgroup/" + (ctrls.empty() ? std::string("unified") : name);
+            Fd target = open_in_root(root, mountpoint, true);
+            if (ctrls.empty())
+                do_mount("cgroup2", fd_path(target), "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC | ro);
+            else
+                do_mount("cgroup", fd_path(target), "cgroup", MS_NOSUID | MS_NODEV | MS_NOEXEC | ro,
+                         ctrls.rfind("name=", 0) == 0 ? "none," + ctrls : ctrls);
+        });
     }
-    do_mount(nullptr, fd_path(open_in_root(root, "/sys/fs/cgroup", false)), nullptr,
-             MS_REMOUNT | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, "mode=755");
+    attempt([&] {
+        do_mount(nullptr, fd_path(open_in_root(root, "/sys/fs/cgroup", false)), nullptr,
+                 MS_REMOUNT | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, "mode=755");
+    });
 }
 
 bool exists_in_root(const Fd& root, const std::string& path, struct stat* st) {
@@ -245,14 +281,15 @@ void enter_rootfs(const ContainerSpec& spec, Fd rootfs, const HostPaths& host) {
 
     do_mount("proc", fd_path(open_in_root(root, "/proc", true)), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC);
     if (spec.net == NetMode::None || !spec.user_namespace) {
+        // Writable only with --privileged, as docker.
         do_mount("sysfs", fd_path(open_in_root(root, "/sys", true)), "sysfs",
-                 MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY);
+                 MS_NOSUID | MS_NODEV | MS_NOEXEC | (spec.privileged ? 0 : MS_RDONLY));
     } else {
         // sysfs shows the network namespace of its mounter and a user namespace may only
         // mount it for a netns it owns; with the host's network, borrow the host's /sys.
-        bind_mount("/sys", root, "/sys", true, true, true);
+        bind_mount("/sys", root, "/sys", !spec.privileged, true, true);
     }
-    mount_cgroups(root);
+    mount_cgroups(root, !spec.privileged, spec.rootless);
     mount_dev(spec, root);
 
     for (size_t i = 0; i < spec.mounts.size(); ++i) {

@@ -15,6 +15,14 @@ nlohmann::json spec_to_json(const ContainerSpec& s) {
         for (const auto& m : v) out.push_back({{"containerID", m.container}, {"hostID", m.host}, {"size", m.count}});
         return out;
     };
+    // OCI's linux.resources.devices[] shape.
+    json device_rules = json::array();
+    for (const auto& r : s.resources.device_rules) {
+        json rule = {{"allow", r.allow}, {"type", std::string(1, r.type)}, {"access", r.access}};
+        if (r.major >= 0) rule["major"] = r.major;
+        if (r.minor >= 0) rule["minor"] = r.minor;
+        device_rules.push_back(rule);
+    }
     return {
         {"id", s.id},
         {"name", s.name},
@@ -37,8 +45,12 @@ nlohmann::json spec_to_json(const ContainerSpec& s) {
           {"uidMappings", maps(s.uid_mappings)},
           {"gidMappings", maps(s.gid_mappings)},
           {"timeNamespace", s.time_namespace},
+          // The filter itself is binary; its size says whether there is one.
+          {"seccomp", s.seccomp_bpf.empty() ? json(nullptr) : json{{"instructions", s.seccomp_bpf.size() / 8}}},
           {"maskedPaths", s.masked_paths},
-          {"readonlyPaths", s.readonly_paths}}},
+          {"readonlyPaths", s.readonly_paths},
+          {"privileged", s.privileged},
+          {"resources", {{"devices", device_rules}}}}},
         {"stopTimeout", s.stop_timeout_s},
         {"autoRemove", s.remove_on_exit},
     };

@@ -38,6 +38,15 @@ struct DeviceLimit {
     uint32_t major = 0, minor = 0;
     uint64_t value = 0;         // bytes/s or ops/s
 };
+// One devices-cgroup rule, as OCI's linux.resources.devices[]: applied in order, the last
+// match decides; an 'a' rule with both numbers wild resets everything (deny-all or
+// allow-all). v1 writes them to devices.deny/allow, v2 compiles them to a BPF program.
+struct DeviceRule {
+    bool allow = true;
+    char type = 'a';            // 'a' (all), 'c' or 'b'
+    int64_t major = -1, minor = -1;  // -1: any ('*')
+    std::string access = "rwm";
+};
 
 // cgroup limits, in docker's units already converted (bytes, shares, quota).
 struct Resources {
@@ -50,6 +59,9 @@ struct Resources {
     std::optional<int64_t> pids_limit;    // -1 unlimited
     std::optional<uint16_t> blkio_weight;
     std::vector<DeviceLimit> read_bps, write_bps, read_iops, write_iops;
+    // Device access; empty: none written (the parent's rules apply). Not a limit: any()
+    // ignores it.
+    std::vector<DeviceRule> device_rules;
     bool any() const {
         return memory || memory_swap || cpu_shares || cpu_quota_us || !cpuset_cpus.empty() ||
                !cpuset_mems.empty() || pids_limit || blkio_weight || !read_bps.empty() ||

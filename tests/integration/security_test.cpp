@@ -1,9 +1,16 @@
 // Capabilities and no_new_privs of the workload (issue 6, first part).
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
 #include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "../support/alpine_store.hpp"
 
 using namespace test;
+namespace fs = std::filesystem;
 
 namespace {
 std::string status_line(const std::string& status, const std::string& key) {
@@ -70,4 +77,94 @@ TEST_CASE("security: no launcher fd reaches the workload (CVE-2024-21626)", "[se
         CHECK(r.status == 125);
         CHECK(r.out == "");
     }
+}
+
+namespace {
+
+// Where a host file lives: its file system ("MAJ:MIN", as mountinfo writes it) and its path
+// inside that file system (the host's mount of it may not be its root).
+struct FsPath {
+    std::string dev, path;
+};
+FsPath fs_path(const std::string& file) {
+    struct stat st {};
+    REQUIRE(stat(file.c_str(), &st) == 0);
+    std::string dev = std::to_string(major(st.st_dev)) + ":" + std::to_string(minor(st.st_dev));
+    std::ifstream mountinfo("/proc/self/mountinfo");
+    std::string best_point, best_root;
+    for (std::string line; std::getline(mountinfo, line);) {
+        std::istringstream f(line);
+        std::string id, parent, mdev, root, point;
+        f >> id >> parent >> mdev >> root >> point;
+        bool under = point == "/" || file.rfind(point + "/", 0) == 0;
+        if (mdev == dev && under && point.size() >= best_point.size()) best_point = point, best_root = root;
+    }
+    REQUIRE(!best_point.empty());
+    std::string rest = best_point == "/" ? file : file.substr(best_point.size());
+    return {dev, (fs::path(best_root) / fs::path(rest).relative_path()).lexically_normal().string()};
+}
+
+// Whether some mount in `mountinfo` shows `f`: a mount of its file system whose root is the
+// file or a directory above it.
+bool exposes(const std::string& mountinfo, const FsPath& f) {
+    std::istringstream in(mountinfo);
+    for (std::string line; std::getline(in, line);) {
+        std::istringstream fields(line);
+        std::string id, parent, dev, root;
+        fields >> id >> parent >> dev >> root;
+        if (dev == f.dev && (root == "/" || root == f.path || f.path.rfind(root + "/", 0) == 0)) return true;
+    }
+    return false;
+}
+
+}  // namespace
+
+TEST_CASE("security: root with every capability cannot write the host's srlaunch or srinit (CVE-2019-5736)",
+          "[security]") {
+    AlpineStore s;
+    const std::string launcher = fs::canonical(SRLAUNCH_PATH).string(), init = fs::canonical(srinit_path()).string();
+    auto sha256 = [](const std::string& path) {
+        auto r = run({"sha256sum", path});
+        REQUIRE(r.status == 0);
+        return r.out.substr(0, 64);
+    };
+    const std::string launcher_sum = sha256(launcher), init_sum = sha256(init);
+    auto size = [](const std::string& p) { return std::to_string(fs::file_size(p)); };
+    // Every way a workload could aim at a binary of the host: each visible process's exe (PID 1
+    // is srinit; srlaunch itself is outside the PID namespace), opened for writing and written;
+    // then every mount, and every file in the tree of either binary's size.
+    const std::string script =
+        "for p in /proc/[0-9]*; do echo \"$p $(readlink $p/exe) $(/sysprobe open-write $p/exe)\"; done\n"
+        "echo \"self $(/sysprobe open-write /proc/self/exe)\"\n"
+        "echo \"write $(/sysprobe write /proc/1/exe x)\"\n"
+        "echo ===\n"
+        "cat /proc/self/mountinfo\n"
+        "echo ===\n"
+        "find / \\( -path /proc -o -path /sys \\) -prune -o -type f \\( -size " + size(launcher) + "c -o -size " +
+        size(init) + "c \\) -print | xargs -r sha256sum\n";
+    // --cap-add ALL: everything short of --privileged, CAP_SYS_PTRACE (to open /proc/1/exe at
+    // all) and CAP_DAC_OVERRIDE included.
+    auto r = s.in_alpine({"--cap-add", "ALL", "-v", helper_path("sysprobe") + ":/sysprobe:ro"}, {"sh", "-c", script});
+    INFO(r.out << r.err);
+    REQUIRE(r.status == 0);
+    auto first = r.out.find("===\n"), second = r.out.find("===\n", first + 4);
+    REQUIRE(second != std::string::npos);
+    // srinit runs from a sealed memfd, never from the host's file; every running binary refuses
+    // writers (ETXTBSY) — and were that ever lifted, the memfd's F_SEAL_WRITE refuses writes.
+    CHECK(r.out.substr(0, first) ==
+          "/proc/1 /memfd:srinit (deleted) ETXTBSY\n"
+          "/proc/2 /bin/busybox ETXTBSY\n"
+          "self ETXTBSY\n"
+          "write ETXTBSY\n");
+    std::string mountinfo = r.out.substr(first + 4, second - first - 4);
+    CHECK_FALSE(exposes(mountinfo, fs_path(launcher)));
+    CHECK_FALSE(exposes(mountinfo, fs_path(init)));
+    // The check above would see a mount of the binaries' directory (the sysprobe bind is one).
+    CHECK(exposes(mountinfo, fs_path(helper_path("sysprobe"))));
+    std::string same_size = r.out.substr(second + 4);
+    CHECK(same_size.find(launcher_sum) == std::string::npos);
+    CHECK(same_size.find(init_sum) == std::string::npos);
+
+    CHECK(sha256(launcher) == launcher_sum);
+    CHECK(sha256(init) == init_sum);
 }

@@ -156,3 +156,29 @@ TEST_CASE("config stream: capability mask and no_new_privs", "[unit][srinit]") {
         CHECK(stream(bad)->err != nullptr);
     }
 }
+
+TEST_CASE("config stream: a seccomp filter travels as raw bytes", "[unit][srinit]") {
+    // Two instructions holding every awkward byte: NUL, LF, space, 0xff.
+    std::string bpf("\x06\x00\x00\x00\x00\x00\xff\x7f" "\x0a\x20\x00\x0a\x00\xff\x00\x00", 16);
+    std::string text = record("arg", "sh") + record("seccomp", bpf) + record("cwd", "/");
+    auto p = stream(text);
+    REQUIRE(p->err == nullptr);
+    REQUIRE(p->cfg.seccomp != nullptr);
+    CHECK(p->cfg.seccomp_len == 16);
+    CHECK(std::memcmp(p->cfg.seccomp, bpf.data(), 16) == 0);
+    CHECK(std::string(p->cfg.cwd) == "/");  // the records after it still parse
+
+    std::string none = record("arg", "sh");
+    CHECK(stream(none)->cfg.seccomp == nullptr);
+
+    // Not whole instructions, empty, or beyond the kernel's BPF_MAXINSNS: refused by name.
+    for (size_t len : {size_t(12), size_t(0), size_t(4097 * 8)}) {
+        std::string bad = record("arg", "sh") + record("seccomp", std::string(len, '\0'));
+        INFO(len);
+        auto q = stream(bad);
+        REQUIRE(q->err != nullptr);
+        CHECK(std::string(q->bad) == "seccomp");
+    }
+    std::string max = record("arg", "sh") + record("seccomp", std::string(4096 * 8, '\0'));
+    CHECK(stream(max)->err == nullptr);
+}

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "images/oci_archive.hpp"
 #include "launcher/error.hpp"
 
 namespace srl {
@@ -69,6 +70,15 @@ ImageCommands::ImageCommands(CLI::App& app) {
     images_ = app.add_subcommand("images", "list images");
     rmi_ = app.add_subcommand("rmi", "remove images no container uses");
     rmi_->add_option("IMAGE", rmi_refs_, "NAME[:TAG]")->required();
+
+    save_ = app.add_subcommand("save", "write an image to a file: an OCI image layout archive, or a rootfs tarball");
+    save_->add_option("IMAGE", save_image_, "NAME[:TAG]")->required();
+    save_->add_option("-o,--output", save_output_, "the file to write (FILE.tar)")->required();
+    save_->add_option("--format", save_format_, "oci (default): OCI image layout as a tar; rootfs: the flattened rootfs as a tar.gz")
+        ->check(CLI::IsMember({"oci", "rootfs"}));
+    load_ = app.add_subcommand("load", "store an image from an OCI layout archive or a docker save archive");
+    load_->add_option("-i,--input", load_input_, "the archive to read")->required();
+    load_->add_option("NAME", load_name_, "NAME[:TAG], for an archive that names no image");
 }
 
 std::optional<int> ImageCommands::dispatch(const StorePaths& paths) {
@@ -100,6 +110,16 @@ std::optional<int> ImageCommands::dispatch(const StorePaths& paths) {
             store.remove(ref);
             std::printf("removed %s\n", ref.str().c_str());
         }
+        return 0;
+    }
+    if (*save_) {
+        Image img = store.get(local_name(save_image_));
+        save_image(img, save_output_, save_format_ == "rootfs" ? SaveFormat::rootfs : SaveFormat::oci);
+        return 0;
+    }
+    if (*load_) {
+        Image img = load_image(store, load_input_, load_name_);
+        std::printf("Loaded image: %s\n", img.ref.str().c_str());
         return 0;
     }
     return std::nullopt;

@@ -1,4 +1,4 @@
-// The image commands of the command line (pull, import, images, rmi) and the image lookup
+// The image commands of the command line (pull, import, images, rmi, save, load) and the image lookup
 // of `run`, which pulls what is missing, as `docker run` does.
 #pragma once
 
@@ -22,10 +22,11 @@ public:
     std::optional<int> dispatch(const StorePaths& paths);
 
 private:
-    CLI::App *pull_, *import_, *images_, *rmi_;
+    CLI::App *pull_, *import_, *images_, *rmi_, *save_, *load_;
     PullOptions pull_opts_;
     std::string pull_ref_, import_source_, import_target_;
     std::vector<std::string> rmi_refs_;
+    std::string save_image_, save_output_, save_format_ = "oci", load_input_, load_name_;
 };
 
 // The image `run` starts from: from the store, pulled first when missing ("missing", the

@@ -1,0 +1,342 @@
+// `srlaunch load`: an OCI layout archive or a `docker save` archive into the store.
+//
+// A tar is a stream: its blobs can come in any order and cannot be looked up by name. So a
+// first pass reads every entry once, hashing it and keeping the small ones (the JSON) in
+// memory; then each layer is streamed from a fresh read of the archive, straight into the
+// staging tree. Every blob is checked against its digest before anything is unpacked from it,
+// and every layer's tar against its diff_id; the staging tree is discarded on any error.
+#include <fcntl.h>
+
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <regex>
+
+#include "fetch/digest.hpp"
+#include "fetch/pull.hpp"
+#include "images/archive.hpp"
+#include "images/layer.hpp"
+#include "images/oci_archive.hpp"
+#include "launcher/error.hpp"
+
+namespace srl {
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+constexpr std::uint64_t kSmall = 8 << 20;  // entries kept in memory: manifests and configs
+constexpr std::size_t kChunk = 256 * 1024;
+
+std::string message(archive* a) {
+    const char* s = archive_error_string(a);
+    return s ? s : "unknown libarchive error";
+}
+
+// "./blobs/sha256/x" and "blobs/sha256/x" are the same entry.
+std::string normal_name(std::string n) {
+    while (n.starts_with("./")) n.erase(0, 2);
+    while (n.starts_with("/")) n.erase(0, 1);
+    return n;
+}
+
+ArchiveReader open_archive(const fs::path& file) {
+    ArchiveReader a(archive_read_new());
+    archive_read_support_format_tar(a.get());
+    archive_read_support_filter_all(a.get());  // `docker save | gzip` is common
+    if (archive_read_open_filename(a.get(), file.c_str(), kChunk) != ARCHIVE_OK)
+        throw Error("cannot read " + file.string() + " as a tar archive: " + message(a.get()));
+    return a;
+}
+
+struct Entry {
+    std::uint64_t size = 0;
+    std::string digest;               // sha256 of the content
+    std::optional<std::string> data;  // small entries only
+};
+
+class ArchiveIndex {
+public:
+    explicit ArchiveIndex(const fs::path& file) : file_(file) {
+        ArchiveReader a = open_archive(file);
+        std::unique_ptr<char[]> buf = std::make_unique<char[]>(kChunk);
+        for (;;) {
+            archive_entry* e;
+            const int r = archive_read_next_header(a.get(), &e);
+            if (r == ARCHIVE_EOF) break;
+            if (r < ARCHIVE_WARN) throw Error("cannot read " + file.string() + " as a tar archive: " + message(a.get()));
+            if (archive_entry_filetype(e) != AE_IFREG) continue;
+            Entry& entry = entries_[normal_name(archive_entry_pathname(e) ? archive_entry_pathname(e) : "")];
+            entry = {};
+            const bool keep = archive_entry_size(e) <= static_cast<la_int64_t>(kSmall);
+            if (keep) entry.data.emplace();
+            Digester sha;
+            for (;;) {
+                la_ssize_t n = archive_read_data(a.get(), buf.get(), kChunk);
+                if (n == 0) break;
+                if (n < 0) throw Error("cannot read " + file.string() + ": " + message(a.get()));
+                sha.update(buf.get(), static_cast<std::size_t>(n));
+                entry.size += static_cast<std::uint64_t>(n);
+                if (keep) entry.data->append(buf.get(), static_cast<std::size_t>(n));
+            }
+            entry.digest = sha.digest();
+        }
+    }
+    const fs::path& file() const { return file_; }
+    const Entry* find(const std::string& name) const {
+        auto it = entries_.find(name);
+        return it == entries_.end() ? nullptr : &it->second;
+    }
+    const Entry& get(const std::string& name, const std::string& what) const {
+        const Entry* e = find(name);
+        if (!e) throw Error(file_.string() + ": " + what + " (" + name + ") is missing from the archive");
+        return *e;
+    }
+    // An OCI blob, checked against its descriptor's digest and size.
+    const Entry& blob(const json& desc, const std::string& what) const {
+        const std::string digest = desc.is_object() ? desc.value("digest", "") : "";
+        check_sha256_digest(digest, what);
+        const Entry& e = get("blobs/sha256/" + digest.substr(7), what + " " + digest.substr(0, 19));
+        if (e.digest != digest)
+            throw Error(file_.string() + ": " + what + " has digest " + e.digest + ", expected " + digest + " (the archive is corrupted)");
+        if (desc.contains("size") && desc["size"].is_number_unsigned() && desc["size"].get<std::uint64_t>() != e.size)
+            throw Error(file_.string() + ": " + what + " " + digest.substr(0, 19) + " is " + std::to_string(e.size) + " bytes, expected " + desc["size"].dump());
+        return e;
+    }
+    json parse(const Entry& e, const std::string& what) const {
+        if (!e.data) throw Error(file_.string() + ": " + what + " is too large");
+        json j = json::parse(*e.data, nullptr, false);
+        if (j.is_discarded()) throw Error(file_.string() + ": " + what + " is not valid JSON");
+        return j;
+    }
+
+private:
+    fs::path file_;
+    std::map<std::string, Entry> entries_;
+};
+
+enum class Compression { none, gzip, zstd, any };
+
+struct LayerPlan {
+    std::string entry;        // name in the archive
+    Compression compression;  // what the media type says; `any` for docker save archives
+    std::string diff_id;      // sha256 of the uncompressed tar
+    LayerRecord record;
+};
+
+struct Plan {
+    std::optional<ImageRef> ref;  // from the archive
+    std::string digest;
+    json config;
+    std::vector<LayerPlan> layers;
+};
+
+Compression compression_of(const std::string& media_type, const std::string& what) {
+    if (media_type == "application/vnd.oci.image.layer.v1.tar+gzip" || media_type == "application/vnd.docker.image.rootfs.diff.tar.gzip")
+        return Compression::gzip;
+    if (media_type == "application/vnd.oci.image.layer.v1.tar+zstd") return Compression::zstd;
+    if (media_type == "application/vnd.oci.image.layer.v1.tar" || media_type == "application/vnd.docker.image.rootfs.diff.tar")
+        return Compression::none;
+    throw Error(what + " has media type \"" + media_type + "\", which srlaunch cannot unpack");
+}
+
+std::vector<std::string> diff_ids_of(const json& config, std::size_t layers, const std::string& what) {
+    const json& ids = config.contains("rootfs") && config["rootfs"].is_object() ? config["rootfs"].value("diff_ids", json::array()) : json::array();
+    if (!ids.is_array() || ids.size() != layers)
+        throw Error(what + " lists " + std::to_string(ids.is_array() ? ids.size() : 0) + " diff_ids for " + std::to_string(layers) + " layers");
+    std::vector<std::string> out;
+    for (const auto& d : ids) {
+        const std::string s = d.is_string() ? d.get<std::string>() : "";
+        check_sha256_digest(s, what);
+        out.push_back(s);
+    }
+    return out;
+}
+
+Plan plan_oci(const ArchiveIndex& ix) {
+    const std::string f = ix.file().string();
+    const json index = ix.parse(ix.get("index.json", "index.json"), "index.json");
+    const json& manifests = index.is_object() ? index.value("manifests", json::array()) : json::array();
+    if (!manifests.is_array() || manifests.size() != 1)
+        throw Error(f + ": index.json lists " + std::to_string(manifests.is_array() ? manifests.size() : 0) + " manifests; srlaunch loads archives of exactly one image");
+    const json& desc = manifests[0];
+    const std::string mt = desc.is_object() ? desc.value("mediaType", "") : "";
+    if (mt != "application/vnd.oci.image.manifest.v1+json" && mt != "application/vnd.docker.distribution.manifest.v2+json")
+        throw Error(f + ": index.json points to a \"" + mt + "\", not an image manifest (multi-platform archives are not supported)");
+    Plan plan;
+    if (desc.contains("annotations") && desc["annotations"].is_object()) {
+        const json& a = desc["annotations"];
+        const std::string full = a.value("io.containerd.image.name", "");
+        const std::string ref_name = a.value("org.opencontainers.image.ref.name", "");
+        if (!full.empty()) plan.ref = local_name(full);
+        // ref.name is usually just a tag; a whole reference is taken as a name too.
+        else if (ref_name.find_first_of("/:") != std::string::npos) plan.ref = local_name(ref_name);
+    }
+    const Entry& m = ix.blob(desc, "the manifest");
+    plan.digest = m.digest;
+    const json manifest = ix.parse(m, "the manifest");
+    if (!manifest.is_object()) throw Error(f + ": the manifest is not a JSON object");
+    plan.config = ix.parse(ix.blob(manifest.value("config", json::object()), "the image config"), "the image config");
+    const json& layers = manifest.value("layers", json::array());
+    if (!layers.is_array() || layers.empty()) throw Error(f + ": the manifest lists no layers");
+    const auto diff_ids = diff_ids_of(plan.config, layers.size(), f + ": the image config");
+    for (std::size_t i = 0; i < layers.size(); ++i) {
+        const std::string what = "layer " + std::to_string(i + 1);
+        const Entry& e = ix.blob(layers[i], what);
+        plan.layers.push_back({"blobs/sha256/" + e.digest.substr(7), compression_of(layers[i].value("mediaType", ""), f + ": " + what),
+                               diff_ids[i], {e.digest, e.size}});
+    }
+    return plan;
+}
+
+// A name that is a sha256 ("<hex>.json", "blobs/sha256/<hex>", "<hex>/layer.tar") must match.
+void check_named_digest(const ArchiveIndex& ix, const std::string& name, const Entry& e, const std::string& what) {
+    static const std::regex named(R"((?:^|/)([0-9a-f]{64})(?:\.json)?$)");
+    std::smatch m;
+    if (std::regex_search(name, m, named) && name.find("/layer.tar") == std::string::npos && e.digest != "sha256:" + m[1].str())
+        throw Error(ix.file().string() + ": " + what + " " + name + " has digest " + e.digest + " (the archive is corrupted)");
+}
+
+Plan plan_docker(const ArchiveIndex& ix) {
+    const std::string f = ix.file().string();
+    const json manifest = ix.parse(ix.get("manifest.json", "manifest.json"), "manifest.json");
+    if (!manifest.is_array() || manifest.size() != 1)
+        throw Error(f + ": manifest.json must list exactly one image");
+    const json& img = manifest[0];
+    if (!img.is_object()) throw Error(f + ": manifest.json must list exactly one image");
+    Plan plan;
+    if (img.contains("RepoTags") && img["RepoTags"].is_array() && !img["RepoTags"].empty() && img["RepoTags"][0].is_string())
+        plan.ref = local_name(img["RepoTags"][0].get<std::string>());
+    const std::string config_name = normal_name(img.value("Config", ""));
+    const Entry& c = ix.get(config_name, "the image config");
+    check_named_digest(ix, config_name, c, "the image config");
+    plan.config = ix.parse(c, "the image config");
+    plan.digest = c.digest;  // docker's image ID
+    const json& layers = img.value("Layers", json::array());
+    if (!layers.is_array() || layers.empty()) throw Error(f + ": manifest.json lists no layers");
+    const auto diff_ids = diff_ids_of(plan.config, layers.size(), f + ": the image config");
+    for (std::size_t i = 0; i < layers.size(); ++i) {
+        const std::string name = normal_name(layers[i].is_string() ? layers[i].get<std::string>() : "");
+        const std::string what = "layer " + std::to_string(i + 1);
+        const Entry& e = ix.get(name, what);
+        check_named_digest(ix, name, e, what);
+        plan.layers.push_back({name, Compression::any, diff_ids[i], {e.digest, e.size}});
+    }
+    return plan;
+}
+
+// Callback chain, all pulled by the tar reader: archive entry -> (sha256) -> decompression ->
+// (sha256 = diff_id) -> tar. A failing callback returns -1 with the error set on its reader.
+struct EntrySource {
+    archive* outer;
+    Digester sha{Digester::Algorithm::sha256};
+    std::unique_ptr<char[]> buf = std::make_unique<char[]>(kChunk);
+    static la_ssize_t read(archive* a, void* self, const void** out) {
+        auto* s = static_cast<EntrySource*>(self);
+        la_ssize_t n = archive_read_data(s->outer, s->buf.get(), kChunk);
+        if (n < 0) {
+            archive_set_error(a, EIO, "%s", message(s->outer).c_str());
+            return -1;
+        }
+        s->sha.update(s->buf.get(), static_cast<std::size_t>(n));
+        *out = s->buf.get();
+        return n;
+    }
+};
+struct Decompressed {
+    archive* raw;
+    Digester sha{Digester::Algorithm::sha256};
+    std::unique_ptr<char[]> buf = std::make_unique<char[]>(kChunk);
+    static la_ssize_t read(archive* a, void* self, const void** out) {
+        auto* s = static_cast<Decompressed*>(self);
+        la_ssize_t n = archive_read_data(s->raw, s->buf.get(), kChunk);
+        if (n < 0) {
+            archive_set_error(a, EIO, "%s", message(s->raw).c_str());
+            return -1;
+        }
+        s->sha.update(s->buf.get(), static_cast<std::size_t>(n));
+        *out = s->buf.get();
+        return n;
+    }
+};
+
+void apply_planned_layer(const fs::path& file, const LayerPlan& l, const std::string& what, int root_fd) {
+    ArchiveReader outer = open_archive(file);
+    archive_entry* e = nullptr;
+    for (;;) {
+        const int r = archive_read_next_header(outer.get(), &e);
+        if (r == ARCHIVE_EOF) throw Error(file.string() + ": " + what + " disappeared from the archive");
+        if (r < ARCHIVE_WARN) throw Error("cannot read " + file.string() + ": " + message(outer.get()));
+        if (archive_entry_filetype(e) == AE_IFREG && normal_name(archive_entry_pathname(e) ? archive_entry_pathname(e) : "") == l.entry) break;
+    }
+    EntrySource source{outer.get()};
+    ArchiveReader raw(archive_read_new());
+    if (l.compression == Compression::gzip || l.compression == Compression::any) archive_read_support_filter_gzip(raw.get());
+    if (l.compression == Compression::zstd || l.compression == Compression::any) archive_read_support_filter_zstd(raw.get());
+    archive_read_support_format_raw(raw.get());
+    archive_entry* re;
+    if (archive_read_open2(raw.get(), &source, nullptr, &EntrySource::read, nullptr, nullptr) != ARCHIVE_OK ||
+        archive_read_next_header(raw.get(), &re) != ARCHIVE_OK)
+        throw Error(file.string() + ": cannot read " + what + ": " + message(raw.get()));
+    if ((l.compression == Compression::gzip || l.compression == Compression::zstd) && archive_filter_count(raw.get()) < 2)
+        throw Error(file.string() + ": " + what + " is not compressed as its media type says");
+    Decompressed tar_bytes{raw.get()};
+    ArchiveReader tar(archive_read_new());
+    archive_read_support_format_tar(tar.get());
+    if (archive_read_open2(tar.get(), &tar_bytes, nullptr, &Decompressed::read, nullptr, nullptr) != ARCHIVE_OK)
+        throw Error(file.string() + ": cannot read " + what + ": " + message(tar.get()));
+    apply_layer(tar.get(), root_fd);
+    // The padding after the tar's end blocks counts for the diff_id, and so does the rest of
+    // the blob for its digest: both streams are read to their ends.
+    const void* ignored;
+    while (Decompressed::read(tar.get(), &tar_bytes, &ignored) > 0) {}
+    while (EntrySource::read(raw.get(), &source, &ignored) > 0) {}
+    if (const std::string d = source.sha.digest(); d != l.record.digest)
+        throw Error(file.string() + ": " + what + " changed while it was being loaded (" + d + ")");
+    if (const std::string d = tar_bytes.sha.digest(); d != l.diff_id)
+        throw Error(file.string() + ": " + what + ": uncompressed digest is " + d + ", the image config says " + l.diff_id);
+}
+
+std::vector<std::string> strings(const json& c, const char* key) {
+    std::vector<std::string> out;
+    if (c.contains(key) && c[key].is_array())
+        for (const auto& v : c[key])
+            if (v.is_string()) out.push_back(v);
+    return out;
+}
+std::string text(const json& c, const char* key) { return c.contains(key) && c[key].is_string() ? c[key].get<std::string>() : ""; }
+
+}  // namespace
+
+Image load_image(ImageStore& store, const fs::path& file, const std::string& name) {
+    if (!fs::exists(file)) throw Error("cannot load " + file.string(), ENOENT);
+    if (!fs::is_regular_file(file)) throw Error("cannot load " + file.string() + ": not a file");
+    const ArchiveIndex ix(file);
+    Plan plan;
+    if (ix.find("index.json")) plan = plan_oci(ix);
+    else if (ix.find("manifest.json")) plan = plan_docker(ix);
+    else throw Error(file.string() + " is neither an OCI image layout (no index.json) nor a docker save archive (no manifest.json)");
+    if (!plan.ref && name.empty()) throw Error(file.string() + " names no image: give NAME[:TAG]");
+    const ImageRef ref = plan.ref ? *plan.ref : ImageRef::parse(name);
+
+    Fd lock = store.lock_reference(ref);
+    ImageStore::Staging staging = store.stage(ref);
+    Image meta;
+    for (std::size_t i = 0; i < plan.layers.size(); ++i) {
+        apply_planned_layer(file, plan.layers[i], "layer " + std::to_string(i + 1), staging.rootfs_fd());
+        meta.layers.push_back(plan.layers[i].record);
+    }
+    const json c = plan.config.contains("config") && plan.config["config"].is_object() ? plan.config["config"] : json::object();
+    meta.ref = ref;
+    meta.config.entrypoint = strings(c, "Entrypoint");
+    meta.config.cmd = strings(c, "Cmd");
+    meta.config.env = strings(c, "Env");
+    meta.config.workdir = text(c, "WorkingDir");
+    meta.config.user = text(c, "User");
+    meta.size_bytes = tree_size(staging.rootfs_fd());
+    meta.source = "load:" + fs::absolute(file).string();
+    meta.digest = plan.digest;
+    return staging.commit(meta);
+}
+
+}  // namespace srl

@@ -1,0 +1,150 @@
+// `srlaunch save` and `load`: OCI layout archives that other OCI tools (skopeo, umoci) accept,
+// reproducible to the byte, docker-archive input, and bad archives that leave nothing stored.
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "../support/alpine_store.hpp"
+#include "../support/proc.hpp"
+#include "../support/servers.hpp"
+
+using namespace test;
+namespace fs = std::filesystem;
+
+namespace {
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+std::string one_line(const std::string& s) { return trim(s); }
+
+// What the store holds besides images: only .locks (and a cache), never a left-over .tmp-*.
+std::vector<std::string> dot_dirs(const AlpineStore& s) {
+    std::vector<std::string> out;
+    for (const auto& e : fs::directory_iterator(s.path("images"))) {
+        const std::string n = e.path().filename();
+        if (n.starts_with(".") && n != ".locks" && n != ".cache") out.push_back(n);
+    }
+    return out;
+}
+
+// A bad archive: load fails with 125 and one line, and stores nothing.
+void require_load_fails(const AlpineStore& s, const std::string& file, const std::string& why) {
+    auto r = s.srl({"load", "-i", file, "broken:1"});
+    INFO(r.err);
+    CHECK(r.status == 125);
+    CHECK(contains(r.err, why));
+    CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+    CHECK(!fs::exists(s.path("images/broken")));
+    CHECK(!contains(s.srl({"images"}).out, "alpine "));  // removed before, not brought back
+    CHECK(dot_dirs(s).empty());
+}
+
+}  // namespace
+
+TEST_CASE("save writes a reproducible OCI archive that load, skopeo and umoci read", "[save]") {
+    AlpineStore s;
+    require_program("skopeo");
+    require_program("umoci");
+    TempDir out;
+    const std::string a = out / "a.tar", b = out / "b.tar", again = out / "again.tar";
+    REQUIRE(s.srl({"save", "alpine:3.20", "-o", a}).status == 0);
+    REQUIRE(s.srl({"save", "alpine:3.20", "-o", b}).status == 0);
+    CHECK(run({"cmp", a, b}).status == 0);
+    CHECK(!fs::exists(a + ".tmp"));
+
+    auto inspect = run({"skopeo", "inspect", "oci-archive:" + a});
+    INFO(inspect.err);
+    CHECK(inspect.status == 0);
+    CHECK(contains(inspect.out, "\"Architecture\": \"amd64\""));
+
+    const std::string layout = out / "layout", bundle = out / "bundle";
+    fs::create_directory(layout);
+    REQUIRE(run({"tar", "-xf", a, "-C", layout}).status == 0);
+    auto unpack = run({"umoci", "unpack", "--image", layout + ":3.20", bundle});
+    INFO(unpack.err);
+    CHECK(unpack.status == 0);
+    CHECK(fs::exists(bundle + "/rootfs/etc/alpine-release"));
+
+    REQUIRE(s.srl({"rmi", "alpine:3.20"}).status == 0);
+    auto load = s.srl({"load", "-i", a});
+    INFO(load.err);
+    REQUIRE(load.status == 0);
+    CHECK(contains(load.out, "alpine:3.20"));
+    CHECK(one_line(s.in_alpine({}, {"cat", "/etc/alpine-release"}).out) == "3.20.3");
+    auto images = s.srl({"images"}).out;
+    CHECK(contains(images, "alpine"));
+    CHECK(contains(images, "load:"));
+
+    // The loaded tree is the saved one: saving it again gives the same bytes, so the same digest.
+    REQUIRE(s.srl({"save", "alpine:3.20", "-o", again}).status == 0);
+    CHECK(run({"cmp", a, again}).status == 0);
+}
+
+TEST_CASE("save --format rootfs can be imported again", "[save]") {
+    AlpineStore s;
+    TempDir out;
+    const std::string f = out / "rootfs.tar.gz";
+    REQUIRE(s.srl({"save", "alpine:3.20", "--format", "rootfs", "-o", f}).status == 0);
+    REQUIRE(s.srl({"import", f, "again:1"}).status == 0);
+    auto r = s.srl({"run", "--rm", "again:1", "cat", "/etc/alpine-release"});
+    CHECK(one_line(r.out) == "3.20.3");
+}
+
+TEST_CASE("load reads a docker-archive written by skopeo", "[save]") {
+    AlpineStore s;
+    require_servers();
+    Registry reg;
+    reg.populate({"lab/plain:1"});
+    TempDir out;
+    const std::string f = out / "plain.tar";
+    auto copy = run({"skopeo", "copy", "--src-tls-verify=false", "docker://" + reg.ref("lab/plain:1"),
+                     "docker-archive:" + f + ":lab/plain:1"});
+    INFO(copy.err);
+    REQUIRE(copy.status == 0);
+    auto load = s.srl({"load", "-i", f});
+    INFO(load.err);
+    REQUIRE(load.status == 0);
+    CHECK(contains(load.out, "lab/plain:1"));
+    auto r = s.srl({"run", "--rm", "lab/plain:1", "cat", "/etc/lab-release"});
+    INFO(r.err);
+    CHECK(one_line(r.out) == "plain");
+    CHECK(contains(s.srl({"run", "--rm", "lab/plain:1"}).out, "cmd-plain"));  // config kept
+}
+
+TEST_CASE("load refuses corrupted, incomplete and non-archives and stores nothing", "[save]") {
+    AlpineStore s;
+    TempDir out;
+    const std::string good = out / "good.tar";
+    REQUIRE(s.srl({"save", "alpine:3.20", "-o", good}).status == 0);
+    REQUIRE(s.srl({"rmi", "alpine:3.20"}).status == 0);
+
+    SECTION("a flipped byte in the layer blob") {
+        const std::string bad = out / "flipped.tar";
+        fs::copy_file(good, bad);
+        std::fstream f(bad, std::ios::in | std::ios::out | std::ios::binary);
+        const auto middle = static_cast<std::streamoff>(fs::file_size(bad) / 2);  // inside the layer
+        f.seekg(middle);
+        char c = static_cast<char>(f.get());
+        f.seekp(middle);
+        f.put(static_cast<char>(c ^ 0x55));
+        f.close();
+        require_load_fails(s, bad, "has digest sha256:");
+    }
+    SECTION("a missing blob") {
+        const std::string dir = out / "layout", bad = out / "missing.tar";
+        fs::create_directory(dir);
+        REQUIRE(run({"tar", "-xf", good, "-C", dir}).status == 0);
+        fs::path biggest;
+        for (const auto& e : fs::directory_iterator(dir + "/blobs/sha256"))
+            if (biggest.empty() || fs::file_size(e.path()) > fs::file_size(biggest)) biggest = e.path();
+        fs::remove(biggest);
+        REQUIRE(run({"tar", "-cf", bad, "-C", dir, "."}).status == 0);
+        require_load_fails(s, bad, "is missing from the archive");
+    }
+    SECTION("not an archive") {
+        const std::string bad = out / "text.tar";
+        std::ofstream(bad) << "this is not a tar archive\n";
+        require_load_fails(s, bad, "as a tar archive");
+    }
+}

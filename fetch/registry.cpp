@@ -7,6 +7,7 @@
 
 #include "fetch/digest.hpp"
 #include "fetch/layer_stream.hpp"
+#include "fetch/oci_image.hpp"
 #include "fetch/pull.hpp"
 #include "fetch/remote_ref.hpp"
 
@@ -215,28 +216,6 @@ std::string pick_amd64(const json& index, const std::string& what) {
     throw Error("no linux/amd64 image in " + what + (list.empty() ? "" : " (it has " + list + ")"));
 }
 
-LayerCompression compression_of(const std::string& media_type, const std::string& what) {
-    if (media_type == "application/vnd.oci.image.layer.v1.tar+gzip" ||
-        media_type == "application/vnd.docker.image.rootfs.diff.tar.gzip")
-        return LayerCompression::gzip;
-    if (media_type == "application/vnd.oci.image.layer.v1.tar+zstd") return LayerCompression::zstd;
-    if (media_type == "application/vnd.oci.image.layer.v1.tar") return LayerCompression::none;
-    throw Error(what + " has media type \"" + media_type + "\", which srlaunch cannot unpack");
-}
-
-std::vector<std::string> strings(const json& c, const char* key) {
-    if (!c.contains(key) || !c[key].is_array()) return {};
-    std::vector<std::string> out;
-    for (const auto& v : c[key])
-        if (v.is_string()) out.push_back(v);
-    return out;
-}
-
-// A string field that may also be missing or null (Docker writes "Entrypoint": null).
-std::string text(const json& c, const char* key) {
-    return c.contains(key) && c[key].is_string() ? c[key].get<std::string>() : "";
-}
-
 Image pull_manifest_image(PullContext& ctx, const std::string& reference);
 
 }  // namespace
@@ -308,7 +287,7 @@ Image pull_manifest_image(PullContext& ctx, const std::string& reference) {
         check_sha256_digest(diff_id, "the config of " + name);
         std::optional<std::uint64_t> size;
         if (l.contains("size") && l["size"].is_number_unsigned()) size = l["size"].get<std::uint64_t>();
-        LayerExpectation expect{what, compression_of(l.value("mediaType", ""), what), digest, size, diff_id, false};
+        LayerExpectation expect{what, layer_compression(l.value("mediaType", ""), what), digest, size, diff_id, false};
 
         HttpBody body(reg.http(), reg.blob_request(digest));
         const std::size_t bar = ctx.progress.start(digest.substr(7, 12), size);
@@ -318,13 +297,8 @@ Image pull_manifest_image(PullContext& ctx, const std::string& reference) {
         meta.layers.push_back({digest, got.size});
     }
 
-    const json c = cfg.contains("config") && cfg["config"].is_object() ? cfg["config"] : json::object();
     meta.ref = local;
-    meta.config.entrypoint = strings(c, "Entrypoint");
-    meta.config.cmd = strings(c, "Cmd");
-    meta.config.env = strings(c, "Env");
-    meta.config.workdir = text(c, "WorkingDir");
-    meta.config.user = text(c, "User");
+    meta.config = runtime_config(cfg);
     meta.size_bytes = tree_size(staging.rootfs_fd());
     meta.source = name;
     meta.digest = top_digest;

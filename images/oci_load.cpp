@@ -13,6 +13,7 @@
 #include <regex>
 
 #include "fetch/digest.hpp"
+#include "fetch/oci_image.hpp"
 #include "fetch/pull.hpp"
 #include "images/archive.hpp"
 #include "images/layer.hpp"
@@ -115,11 +116,10 @@ private:
     std::map<std::string, Entry> entries_;
 };
 
-enum class Compression { none, gzip, zstd, any };
 
 struct LayerPlan {
     std::string entry;        // name in the archive
-    Compression compression;  // what the media type says; `any` for docker save archives
+    std::optional<LayerCompression> compression;  // what the media type says; none given in docker save archives
     std::string diff_id;      // sha256 of the uncompressed tar
     LayerRecord record;
 };
@@ -130,15 +130,6 @@ struct Plan {
     json config;
     std::vector<LayerPlan> layers;
 };
-
-Compression compression_of(const std::string& media_type, const std::string& what) {
-    if (media_type == "application/vnd.oci.image.layer.v1.tar+gzip" || media_type == "application/vnd.docker.image.rootfs.diff.tar.gzip")
-        return Compression::gzip;
-    if (media_type == "application/vnd.oci.image.layer.v1.tar+zstd") return Compression::zstd;
-    if (media_type == "application/vnd.oci.image.layer.v1.tar" || media_type == "application/vnd.docker.image.rootfs.diff.tar")
-        return Compression::none;
-    throw Error(what + " has media type \"" + media_type + "\", which srlaunch cannot unpack");
-}
 
 std::vector<std::string> diff_ids_of(const json& config, std::size_t layers, const std::string& what) {
     const json& ids = config.contains("rootfs") && config["rootfs"].is_object() ? config["rootfs"].value("diff_ids", json::array()) : json::array();
@@ -183,7 +174,7 @@ Plan plan_oci(const ArchiveIndex& ix) {
     for (std::size_t i = 0; i < layers.size(); ++i) {
         const std::string what = "layer " + std::to_string(i + 1);
         const Entry& e = ix.blob(layers[i], what);
-        plan.layers.push_back({"blobs/sha256/" + e.digest.substr(7), compression_of(layers[i].value("mediaType", ""), f + ": " + what),
+        plan.layers.push_back({"blobs/sha256/" + e.digest.substr(7), layer_compression(layers[i].value("mediaType", ""), f + ": " + what),
                                diff_ids[i], {e.digest, e.size}});
     }
     return plan;
@@ -220,7 +211,7 @@ Plan plan_docker(const ArchiveIndex& ix) {
         const std::string what = "layer " + std::to_string(i + 1);
         const Entry& e = ix.get(name, what);
         check_named_digest(ix, name, e, what);
-        plan.layers.push_back({name, Compression::any, diff_ids[i], {e.digest, e.size}});
+        plan.layers.push_back({name, std::nullopt, diff_ids[i], {e.digest, e.size}});
     }
     return plan;
 }
@@ -271,14 +262,14 @@ void apply_planned_layer(const fs::path& file, const LayerPlan& l, const std::st
     }
     EntrySource source{outer.get()};
     ArchiveReader raw(archive_read_new());
-    if (l.compression == Compression::gzip || l.compression == Compression::any) archive_read_support_filter_gzip(raw.get());
-    if (l.compression == Compression::zstd || l.compression == Compression::any) archive_read_support_filter_zstd(raw.get());
+    if (l.compression.value_or(LayerCompression::gzip) == LayerCompression::gzip) archive_read_support_filter_gzip(raw.get());
+    if (!l.compression || l.compression == LayerCompression::zstd) archive_read_support_filter_zstd(raw.get());
     archive_read_support_format_raw(raw.get());
     archive_entry* re;
     if (archive_read_open2(raw.get(), &source, nullptr, &EntrySource::read, nullptr, nullptr) != ARCHIVE_OK ||
         archive_read_next_header(raw.get(), &re) != ARCHIVE_OK)
         throw Error(file.string() + ": cannot read " + what + ": " + message(raw.get()));
-    if ((l.compression == Compression::gzip || l.compression == Compression::zstd) && archive_filter_count(raw.get()) < 2)
+    if (l.compression && l.compression != LayerCompression::none && archive_filter_count(raw.get()) < 2)
         throw Error(file.string() + ": " + what + " is not compressed as its media type says");
     Decompressed tar_bytes{raw.get()};
     ArchiveReader tar(archive_read_new());
@@ -297,14 +288,6 @@ void apply_planned_layer(const fs::path& file, const LayerPlan& l, const std::st
         throw Error(file.string() + ": " + what + ": uncompressed digest is " + d + ", the image config says " + l.diff_id);
 }
 
-std::vector<std::string> strings(const json& c, const char* key) {
-    std::vector<std::string> out;
-    if (c.contains(key) && c[key].is_array())
-        for (const auto& v : c[key])
-            if (v.is_string()) out.push_back(v);
-    return out;
-}
-std::string text(const json& c, const char* key) { return c.contains(key) && c[key].is_string() ? c[key].get<std::string>() : ""; }
 
 }  // namespace
 
@@ -326,13 +309,8 @@ Image load_image(ImageStore& store, const fs::path& file, const std::string& nam
         apply_planned_layer(file, plan.layers[i], "layer " + std::to_string(i + 1), staging.rootfs_fd());
         meta.layers.push_back(plan.layers[i].record);
     }
-    const json c = plan.config.contains("config") && plan.config["config"].is_object() ? plan.config["config"] : json::object();
     meta.ref = ref;
-    meta.config.entrypoint = strings(c, "Entrypoint");
-    meta.config.cmd = strings(c, "Cmd");
-    meta.config.env = strings(c, "Env");
-    meta.config.workdir = text(c, "WorkingDir");
-    meta.config.user = text(c, "User");
+    meta.config = runtime_config(plan.config);
     meta.size_bytes = tree_size(staging.rootfs_fd());
     meta.source = "load:" + fs::absolute(file).string();
     meta.digest = plan.digest;

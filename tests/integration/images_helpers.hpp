@@ -45,19 +45,10 @@ inline Entry hardlink_entry(std::string path, std::string target) {
     return e;
 }
 
-enum class Filter { none, gzip, xz, zstd, bzip2 };
+using Xattrs = std::map<std::string, std::map<std::string, std::string>>;  // path -> name -> value
 
-inline void write_tar(const std::string& path, const std::vector<Entry>& entries, Filter filter = Filter::none) {
-    srl::ArchiveWriter a(archive_write_new());
-    REQUIRE(archive_write_set_format_pax_restricted(a.get()) == ARCHIVE_OK);
-    switch (filter) {
-    case Filter::none: break;
-    case Filter::gzip: REQUIRE(archive_write_add_filter_gzip(a.get()) == ARCHIVE_OK); break;
-    case Filter::xz: REQUIRE(archive_write_add_filter_xz(a.get()) == ARCHIVE_OK); break;
-    case Filter::zstd: REQUIRE(archive_write_add_filter_zstd(a.get()) == ARCHIVE_OK); break;
-    case Filter::bzip2: REQUIRE(archive_write_add_filter_bzip2(a.get()) == ARCHIVE_OK); break;
-    }
-    REQUIRE(archive_write_open_filename(a.get(), path.c_str()) == ARCHIVE_OK);
+// Writes the entries (and their xattrs) to an archive opened for writing.
+inline void write_entries(archive* a, const std::vector<Entry>& entries, const Xattrs& xattrs = {}) {
     for (const auto& en : entries) {
         srl::ArchiveEntry e(archive_entry_new());
         archive_entry_set_pathname(e.get(), en.path.c_str());
@@ -71,10 +62,29 @@ inline void write_tar(const std::string& path, const std::vector<Entry>& entries
         if (en.type == AE_IFLNK) archive_entry_set_symlink(e.get(), en.data.c_str());
         if (en.type == AE_IFCHR || en.type == AE_IFBLK) archive_entry_set_rdev(e.get(), en.rdev);
         archive_entry_set_size(e.get(), has_data ? static_cast<la_int64_t>(en.data.size()) : 0);
-        REQUIRE(archive_write_header(a.get(), e.get()) == ARCHIVE_OK);
+        if (auto x = xattrs.find(en.path); x != xattrs.end())
+            for (const auto& [name, value] : x->second)
+                archive_entry_xattr_add_entry(e.get(), name.c_str(), value.data(), value.size());
+        REQUIRE(archive_write_header(a, e.get()) == ARCHIVE_OK);
         if (has_data && !en.data.empty())
-            REQUIRE(archive_write_data(a.get(), en.data.data(), en.data.size()) == static_cast<la_ssize_t>(en.data.size()));
+            REQUIRE(archive_write_data(a, en.data.data(), en.data.size()) == static_cast<la_ssize_t>(en.data.size()));
     }
+}
+
+enum class Filter { none, gzip, xz, zstd, bzip2 };
+
+inline void write_tar(const std::string& path, const std::vector<Entry>& entries, Filter filter = Filter::none) {
+    srl::ArchiveWriter a(archive_write_new());
+    REQUIRE(archive_write_set_format_pax_restricted(a.get()) == ARCHIVE_OK);
+    switch (filter) {
+    case Filter::none: break;
+    case Filter::gzip: REQUIRE(archive_write_add_filter_gzip(a.get()) == ARCHIVE_OK); break;
+    case Filter::xz: REQUIRE(archive_write_add_filter_xz(a.get()) == ARCHIVE_OK); break;
+    case Filter::zstd: REQUIRE(archive_write_add_filter_zstd(a.get()) == ARCHIVE_OK); break;
+    case Filter::bzip2: REQUIRE(archive_write_add_filter_bzip2(a.get()) == ARCHIVE_OK); break;
+    }
+    REQUIRE(archive_write_open_filename(a.get(), path.c_str()) == ARCHIVE_OK);
+    write_entries(a.get(), entries);
     REQUIRE(archive_write_close(a.get()) == ARCHIVE_OK);
 }
 

@@ -23,8 +23,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-using Xattrs = std::map<std::string, std::map<std::string, std::string>>;  // path -> name -> value
-
 // A layer as fetch/ hands it over once decompressed: plain tar bytes.
 std::string layer_tar(const std::vector<Entry>& entries, const Xattrs& xattrs = {}) {
     std::string out;
@@ -35,26 +33,7 @@ std::string layer_tar(const std::vector<Entry>& entries, const Xattrs& xattrs = 
         return static_cast<la_ssize_t>(n);
     };
     REQUIRE(archive_write_open(a.get(), &out, nullptr, append, nullptr) == ARCHIVE_OK);
-    for (const auto& en : entries) {
-        srl::ArchiveEntry e(archive_entry_new());
-        archive_entry_set_pathname(e.get(), en.path.c_str());
-        archive_entry_set_filetype(e.get(), en.type);
-        archive_entry_set_perm(e.get(), en.perm);
-        archive_entry_set_uid(e.get(), en.uid);
-        archive_entry_set_gid(e.get(), en.gid);
-        archive_entry_set_mtime(e.get(), en.mtime, 0);
-        const bool has_data = en.type == AE_IFREG && !en.hardlink;
-        if (en.hardlink) archive_entry_set_hardlink(e.get(), en.data.c_str());
-        if (en.type == AE_IFLNK) archive_entry_set_symlink(e.get(), en.data.c_str());
-        if (en.type == AE_IFCHR || en.type == AE_IFBLK) archive_entry_set_rdev(e.get(), en.rdev);
-        archive_entry_set_size(e.get(), has_data ? static_cast<la_int64_t>(en.data.size()) : 0);
-        if (auto x = xattrs.find(en.path); x != xattrs.end())
-            for (const auto& [name, value] : x->second)
-                archive_entry_xattr_add_entry(e.get(), name.c_str(), value.data(), value.size());
-        REQUIRE(archive_write_header(a.get(), e.get()) == ARCHIVE_OK);
-        if (has_data && !en.data.empty())
-            REQUIRE(archive_write_data(a.get(), en.data.data(), en.data.size()) == static_cast<la_ssize_t>(en.data.size()));
-    }
+    write_entries(a.get(), entries, xattrs);
     REQUIRE(archive_write_close(a.get()) == ARCHIVE_OK);
     return out;
 }

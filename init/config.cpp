@@ -117,10 +117,10 @@ const char* parse_stream(char* buf, std::size_t len, Config& cfg, const char** b
             if (!push(cfg.envp, cfg.envc, Config::kMaxEnv, val)) return "too many variables";
         } else if (key_is(key, key_len, "cwd")) {
             cfg.cwd = val;
-        } else if (key_is(key, key_len, "group")) {
+        } else if (key_is(key, key_len, "group") || key_is(key, key_len, "exec")) {
             int v = parse_uint(val, static_cast<std::size_t>(vlen), 1);
             if (v < 0) return "expects 0 or 1";
-            cfg.group = v == 1;
+            (key[0] == 'g' ? cfg.group : cfg.exec) = v == 1;
         } else if (key_is(key, key_len, "grace_ms")) {
             if ((cfg.grace_ms = parse_uint(val, static_cast<std::size_t>(vlen), 86'400'000)) < 0)
                 return "expects milliseconds";

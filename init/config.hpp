@@ -35,6 +35,9 @@ struct Config {
     static constexpr std::size_t kBpfMaxInsns = 4096;  // the kernel's BPF_MAXINSNS
     const char* seccomp = nullptr;
     std::size_t seccomp_len = 0;
+    // `srlaunch exec`: become the workload (seccomp, privileges, cwd, exec) instead of
+    // supervising it; the container's PID 1 is already there to reap.
+    bool exec = false;
     int config_fd = -1;       // launcher mode: read the config stream from this fd
     bool help = false;
     bool version = false;
@@ -50,7 +53,7 @@ const char* parse_options(int argc, char** argv, Config& cfg, const char** bad);
 // place: the trailing LF of each record becomes the value's NUL terminator.
 // Keys: arg (repeatable), env (repeatable, replaces the environment), cwd, group (0|1),
 // grace_ms, preserve_fds, uid, gid, groups (comma-separated gids; empty clears them),
-// caps (hex mask of the capabilities the workload keeps), no_new_privs (0|1), seccomp (a raw
+// caps (hex mask of the capabilities the workload keeps), no_new_privs (0|1), exec (0|1), seccomp (a raw
 // BPF program: a non-empty multiple of 8 bytes, at most 4096 instructions). An unknown key is
 // an error, so a launcher/srinit mismatch is loud.
 const char* parse_stream(char* buf, std::size_t len, Config& cfg, const char** bad);

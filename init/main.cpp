@@ -147,6 +147,11 @@ int run(int argc, char** argv) {
         return kExitInitFailed;
     }
 
+    if (cfg.exec) {
+        // `srlaunch exec` set up the session and terminal already: take its foreground.
+        exec_workload(cfg, isatty(STDIN_FILENO) && tcgetpgrp(STDIN_FILENO) == getpgrp());
+    }
+
     // Outside a PID namespace, orphans of the workload would go to the real init; as a
     // subreaper they come to us, so reaping and draining work standalone too.
     if (getpid() != 1 && prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {

@@ -36,7 +36,7 @@ static void reset_signals() {
     sigprocmask(SIG_SETMASK, &none, nullptr);
 }
 
-[[noreturn]] static void exec_workload(const Config& cfg, bool take_terminal) {
+[[noreturn]] void exec_workload(const Config& cfg, bool take_terminal) {
     setpgid(0, 0);
     // tcsetpgrp from a background group raises SIGTTOU; it is still blocked here, so the
     // call simply succeeds and the shell we run gets job control on its terminal.

@@ -18,4 +18,9 @@ inline constexpr int kExitNotFound = 127;     // the command does not exist
 // before exec, so the workload starts as a fresh process would. Returns the pid, or -1.
 pid_t start_workload(const Config& cfg, bool take_terminal);
 
+// What the forked child of start_workload does: its own process group (and the terminal's
+// foreground with take_terminal), inherited fds closed, privileges dropped, cwd, exec.
+// Used directly by `srlaunch exec` processes (cfg.exec), which have no srinit of their own.
+[[noreturn]] void exec_workload(const Config& cfg, bool take_terminal);
+
 }  // namespace srinit

@@ -40,6 +40,62 @@ std::unique_ptr<Cgroup> create_cgroup(const std::string& id, const Resources& re
     return create_cgroup_v2("/sys/fs/cgroup", own, id, res);
 }
 
+CgroupStats read_cgroup_stats(const std::vector<fs::path>& dirs) {
+    CgroupStats s;
+    auto has = [](const fs::path& f) {
+        std::error_code ec;
+        return fs::exists(f, ec);
+    };
+    for (const auto& d : dirs) {
+        if (has(d / "memory.usage_in_bytes")) {  // v1
+            s.memory_current = cgroupfs::read_u64(d / "memory.usage_in_bytes");
+            s.memory_peak = cgroupfs::read_u64(d / "memory.max_usage_in_bytes");
+            uint64_t limit = cgroupfs::read_u64(d / "memory.limit_in_bytes");
+            s.memory_limit = limit >= (1ull << 62) ? 0 : limit;  // "unlimited" is a huge number in v1
+        } else if (has(d / "memory.current")) {  // v2
+            s.memory_current = cgroupfs::read_u64(d / "memory.current");
+            s.memory_peak = cgroupfs::read_u64(d / "memory.peak");
+            s.memory_limit = cgroupfs::read_u64(d / "memory.max");
+        }
+        if (has(d / "cpuacct.usage")) s.cpu_usage_ns = cgroupfs::read_u64(d / "cpuacct.usage");
+        else if (has(d / "cpu.stat") && !has(d / "cpu.shares")) s.cpu_usage_ns = cgroupfs::keyed(d / "cpu.stat", "usage_usec") * 1000;
+        if (has(d / "pids.current")) s.pids_current = cgroupfs::read_u64(d / "pids.current");
+        if (has(d / "blkio.throttle.io_service_bytes")) {
+            auto sum = [&](const char* file, const char* op) {
+                uint64_t total = 0;
+                std::istringstream in(cgroupfs::read(d / file));
+                std::string dev, o;
+                uint64_t v;
+                while (in >> dev >> o >> v)
+                    if (o == op) total += v;
+                return total;
+            };
+            s.io_read_bytes = sum("blkio.throttle.io_service_bytes", "Read");
+            s.io_write_bytes = sum("blkio.throttle.io_service_bytes", "Write");
+            s.io_read_ops = sum("blkio.throttle.io_serviced", "Read");
+            s.io_write_ops = sum("blkio.throttle.io_serviced", "Write");
+        } else if (has(d / "io.stat")) {
+            std::istringstream io(cgroupfs::read(d / "io.stat"));
+            for (std::string line; std::getline(io, line);) {
+                std::istringstream fields(line);
+                std::string f;
+                fields >> f;  // MAJ:MIN
+                while (fields >> f) {
+                    auto eq = f.find('=');
+                    if (eq == std::string::npos) continue;
+                    uint64_t v = std::stoull(f.substr(eq + 1));
+                    std::string k = f.substr(0, eq);
+                    if (k == "rbytes") s.io_read_bytes += v;
+                    else if (k == "wbytes") s.io_write_bytes += v;
+                    else if (k == "rios") s.io_read_ops += v;
+                    else if (k == "wios") s.io_write_ops += v;
+                }
+            }
+        }
+    }
+    return s;
+}
+
 namespace cgroupfs {
 
 void write(const fs::path& file, const std::string& value) {

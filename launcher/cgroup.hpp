@@ -34,6 +34,10 @@ public:
     virtual std::vector<std::filesystem::path> paths() const = 0;
 };
 
+// The counters of a container's cgroup directories, whichever version holds them: what the
+// supervisor reads through its Cgroup and `srlaunch stats` reads from the recorded paths.
+CgroupStats read_cgroup_stats(const std::vector<std::filesystem::path>& dirs);
+
 enum class CgroupLayout { V1, V2, Hybrid };
 CgroupLayout detect_cgroup_layout(const std::filesystem::path& mount = "/sys/fs/cgroup");
 

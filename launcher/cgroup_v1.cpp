@@ -78,32 +78,7 @@ public:
         for (const auto& dir : dirs_) cgroupfs::write(dir / "cgroup.procs", std::to_string(pid));
     }
     bool oom_killed() const override { return cgroupfs::keyed(at("memory") / "memory.oom_control", "oom_kill") > 0; }
-    CgroupStats stats() const override {
-        CgroupStats s;
-        fs::path mem = at("memory");
-        s.memory_current = cgroupfs::read_u64(mem / "memory.usage_in_bytes");
-        s.memory_peak = cgroupfs::read_u64(mem / "memory.max_usage_in_bytes");
-        uint64_t limit = cgroupfs::read_u64(mem / "memory.limit_in_bytes");
-        s.memory_limit = limit >= (1ull << 62) ? 0 : limit;  // "unlimited" is a huge number in v1
-        s.cpu_usage_ns = cgroupfs::read_u64(at("cpuacct") / "cpuacct.usage");
-        s.pids_current = cgroupfs::read_u64(at("pids") / "pids.current");
-        if (by_controller_.count("blkio")) {
-            auto sum = [&](const char* file, const char* op) {
-                uint64_t total = 0;
-                std::istringstream in(cgroupfs::read(at("blkio") / file));
-                std::string d, o;
-                uint64_t v;
-                while (in >> d >> o >> v)
-                    if (o == op) total += v;
-                return total;
-            };
-            s.io_read_bytes = sum("blkio.throttle.io_service_bytes", "Read");
-            s.io_write_bytes = sum("blkio.throttle.io_service_bytes", "Write");
-            s.io_read_ops = sum("blkio.throttle.io_serviced", "Read");
-            s.io_write_ops = sum("blkio.throttle.io_serviced", "Write");
-        }
-        return s;
-    }
+    CgroupStats stats() const override { return read_cgroup_stats(dirs_); }
     std::vector<fs::path> paths() const override { return dirs_; }
 
 private:

@@ -46,31 +46,7 @@ public:
 
     void attach(pid_t pid) override { cgroupfs::write(dir_ / "cgroup.procs", std::to_string(pid)); }
     bool oom_killed() const override { return cgroupfs::keyed(dir_ / "memory.events", "oom_kill") > 0; }
-    CgroupStats stats() const override {
-        CgroupStats s;
-        s.memory_current = cgroupfs::read_u64(dir_ / "memory.current");
-        s.memory_peak = cgroupfs::read_u64(dir_ / "memory.peak");
-        s.memory_limit = cgroupfs::read_u64(dir_ / "memory.max");
-        s.cpu_usage_ns = cgroupfs::keyed(dir_ / "cpu.stat", "usage_usec") * 1000;
-        s.pids_current = cgroupfs::read_u64(dir_ / "pids.current");
-        std::istringstream io(cgroupfs::read(dir_ / "io.stat"));
-        for (std::string line; std::getline(io, line);) {
-            std::istringstream fields(line);
-            std::string f;
-            fields >> f;  // MAJ:MIN
-            while (fields >> f) {
-                auto eq = f.find('=');
-                if (eq == std::string::npos) continue;
-                uint64_t v = std::stoull(f.substr(eq + 1));
-                std::string k = f.substr(0, eq);
-                if (k == "rbytes") s.io_read_bytes += v;
-                else if (k == "wbytes") s.io_write_bytes += v;
-                else if (k == "rios") s.io_read_ops += v;
-                else if (k == "wios") s.io_write_ops += v;
-            }
-        }
-        return s;
-    }
+    CgroupStats stats() const override { return read_cgroup_stats({dir_}); }
     std::vector<fs::path> paths() const override { return {dir_}; }
 
 private:

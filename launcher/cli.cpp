@@ -24,6 +24,7 @@
 #include "launcher/error.hpp"
 #include "launcher/fd.hpp"
 #include "launcher/image_commands.hpp"
+#include "launcher/lifecycle_commands.hpp"
 #include "launcher/rootless.hpp"
 #include "launcher/seccomp.hpp"
 #include "launcher/units.hpp"
@@ -49,7 +50,7 @@ struct RunFlags {
     std::string name, hostname, workdir, user, userns = "host", net = "none", rootfs, cidfile;
     std::string pull_policy = "missing";
     PullOptions pull;
-    bool rm = false, read_only = false, timens = false, interactive = false, tty = false, privileged = false;
+    bool rm = false, detach = false, read_only = false, timens = false, interactive = false, tty = false, privileged = false;
     std::vector<std::string> env, env_files, volumes, tmpfs, uidmaps, gidmaps;
     int stop_timeout = 10;
     int64_t boot_offset = 0;
@@ -202,7 +203,9 @@ std::vector<IdMapping> parse_maps(const std::vector<std::string>& flags, const c
 
 ContainerSpec build_spec(const RunFlags& f, std::vector<std::string> rest, const StorePaths& paths) {
     // Checked before an image is pulled or anything is created, as docker does.
-    if (f.tty && !isatty(STDIN_FILENO)) throw Error("the input device is not a TTY (-t)");
+    // -it copies the caller's terminal into the container's: it must be one. (-t alone, or
+    // -d, gives the container a terminal of its own that the caller need not have.)
+    if (f.tty && f.interactive && !f.detach && !isatty(STDIN_FILENO)) throw Error("the input device is not a TTY (-it)");
     ContainerSpec spec;
     spec.rootless = geteuid() != 0;
     // So too whether a rootless run can have the limits it asks for (launcher/rootless.hpp).
@@ -373,7 +376,8 @@ int main_cli(int argc, char** argv) {
     run->add_option("--hostname", f.hostname, "hostname inside (default: the id's first 12 characters)");
     run->add_flag("--rm", f.rm, "remove the container when it exits");
     run->add_flag("-i,--interactive", f.interactive, "keep stdin attached (otherwise it is /dev/null)");
-    run->add_flag("-t,--tty", f.tty, "the container uses the caller's terminal (which stdin must be)");
+    run->add_flag("-t,--tty", f.tty, "give the container a terminal (a pty, its /dev/console); with -i the caller's terminal drives it");
+    run->add_flag("-d,--detach", f.detach, "run in the background under a monitor; print the container's id");
     run->add_option("--cidfile", f.cidfile, "write the container id to this file (which must not exist)");
     run->add_option("-e,--env", f.env, "set KEY=VALUE (or pass the host's KEY)")->allow_extra_args(false);
     run->add_option("--env-file", f.env_files, "read KEY=VALUE lines from a file")->allow_extra_args(false);
@@ -425,6 +429,7 @@ int main_cli(int argc, char** argv) {
     run->prefix_command();
 
     ImageCommands image_commands(app);
+    LifecycleCommands lifecycle_commands(app);
 
     try {
         app.parse(argc, argv);
@@ -449,9 +454,14 @@ int main_cli(int argc, char** argv) {
             if (write(fd.get(), spec.id.data(), spec.id.size()) != static_cast<ssize_t>(spec.id.size()))
                 throw Error("write --cidfile " + f.cidfile, errno);
         }
+        if (f.detach) {
+            std::printf("%s\n", start_detached(spec, paths).c_str());
+            return 0;
+        }
         return run_container(spec, paths);
     }
     if (auto status = image_commands.dispatch(paths)) return *status;
+    if (auto status = lifecycle_commands.dispatch(paths)) return *status;
     return 125;
 }
 

@@ -5,6 +5,8 @@
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/un.h>
 #include <sys/random.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
@@ -24,10 +26,14 @@
 #include "launcher/cgroup.hpp"
 #include "launcher/error.hpp"
 #include "launcher/fd.hpp"
+#include "launcher/fd_passing.hpp"
 #include "launcher/idmap.hpp"
 #include "launcher/rootfs.hpp"
 #include "launcher/rootless.hpp"
 #include "launcher/srinit_config.hpp"
+#include "launcher/state.hpp"
+#include "launcher/supervisor.hpp"
+#include "launcher/terminal.hpp"
 #include "launcher/units.hpp"
 
 namespace srl {
@@ -83,6 +89,12 @@ Fd sealed_copy(const fs::path& path, const char* name) {
           "seal the copy of " + path.string());
     return mem;
 }
+
+}  // namespace
+
+Fd sealed_srinit() { return sealed_copy(find_srinit(), "srinit"); }
+
+namespace {
 
 Fd memfd_with(const std::string& content, const char* name) {
     Fd mem(check(memfd_create(name, MFD_CLOEXEC), "memfd_create"));
@@ -169,51 +181,6 @@ private:
     bool release_ = true;
 };
 
-// The "go" message: one byte of payload and room for one fd as SCM_RIGHTS, laid out the
-// same way by both ends. Not copyable: the header points into the object itself.
-struct FdMessage {
-    char byte = 'g';
-    iovec iov{&byte, 1};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr msg{};
-    FdMessage() {
-        msg.msg_iov = &iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control;
-        msg.msg_controllen = sizeof control;
-    }
-    FdMessage(const FdMessage&) = delete;
-    FdMessage& operator=(const FdMessage&) = delete;
-};
-
-// fd < 0: the "go" byte alone (rootless: the child mounts its root itself).
-void send_fd(int sock, int fd) {
-    FdMessage m;
-    if (fd < 0) {
-        m.msg.msg_control = nullptr;
-        m.msg.msg_controllen = 0;
-        check(sendmsg(sock, &m.msg, MSG_NOSIGNAL), "start the container");
-        return;
-    }
-    cmsghdr* c = CMSG_FIRSTHDR(&m.msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
-    check(sendmsg(sock, &m.msg, MSG_NOSIGNAL), "hand the root filesystem to the container");
-}
-
-Fd receive_fd(int sock) {
-    FdMessage m;
-    if (recvmsg(sock, &m.msg, MSG_CMSG_CLOEXEC) <= 0) throw Error("the launcher went away before the container started");
-    cmsghdr* c = CMSG_FIRSTHDR(&m.msg);
-    if (!c) return Fd();  // rootless: none sent
-    if (c->cmsg_type != SCM_RIGHTS) throw Error("no root filesystem received");
-    int fd;
-    std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
-    return Fd(fd);
-}
-
 // A new network namespace has only `lo`, and it is down.
 void bring_up_loopback() {
     Fd sock(check(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), "socket"));
@@ -243,6 +210,8 @@ struct ChildContext {
     int sock;
     int srinit_fd;
     int config_fd;
+    int stdin_fd = -1, stdout_fd = -1, stderr_fd = -1;  // -1: as inherited
+    std::optional<winsize> console_size;                // -t
 };
 
 [[noreturn]] void child_main(const ChildContext& ctx) {
@@ -264,12 +233,26 @@ struct ChildContext {
         check(sethostname(spec.hostname.data(), spec.hostname.size()), "sethostname");
         if (spec.net == NetMode::None) bring_up_loopback();
         enter_rootfs(spec, std::move(rootfs), host);
-        if (!spec.process.open_stdin) {
-            // The container's own /dev/null, now that its /dev is in place.
-            Fd null(check(open("/dev/null", O_RDONLY | O_CLOEXEC), "open /dev/null for stdin"));
-            check(dup2(null.get(), STDIN_FILENO), "attach /dev/null to stdin");
+        if (spec.process.terminal) {
+            // The pty comes from the container's own devpts, now mounted; its master goes
+            // to the supervisor, which is the other end of the container's console.
+            Fd master = make_container_console(ctx.console_size);
+            send_fd(ctx.sock, master.get());
+        } else {
+            if (ctx.stdin_fd >= 0) check(dup2(ctx.stdin_fd, STDIN_FILENO), "attach stdin");
+            if (ctx.stdout_fd >= 0) check(dup2(ctx.stdout_fd, STDOUT_FILENO), "attach stdout");
+            if (ctx.stderr_fd >= 0) check(dup2(ctx.stderr_fd, STDERR_FILENO), "attach stderr");
+            if (!spec.process.open_stdin) {
+                // The container's own /dev/null, now that its /dev is in place.
+                Fd null(check(open("/dev/null", O_RDONLY | O_CLOEXEC), "open /dev/null for stdin"));
+                check(dup2(null.get(), STDIN_FILENO), "attach /dev/null to stdin");
+            }
         }
         if (spec.rootless && spec.time_namespace) enter_time_namespace_at_exec(spec.boot_offset_s);
+        // The container dies with its supervisor: a SIGKILLed launcher or monitor leaves no
+        // container behind that nobody can wait for. Set last, as a change of credentials
+        // clears it; srinit is no set-id program, so exec keeps it.
+        check(prctl(PR_SET_PDEATHSIG, SIGKILL), "set the parent-death signal");
         // Move both fds clear of 3 first: either may be 3 now, and dup2 onto itself would
         // keep close-on-exec set.
         int config = check(fcntl(ctx.config_fd, F_DUPFD_CLOEXEC, 10), "dup config");
@@ -294,43 +277,32 @@ void write_time_offsets(int64_t seconds) {
         throw_errno("set time namespace offsets");
 }
 
-// Forwards SIGINT/SIGTERM/SIGHUP/SIGQUIT to srinit; if the container has not ended
-// stop_timeout seconds after the first one, SIGKILL ends it. Returns the wait status.
-int supervise(ChildProcess& child, int stop_timeout_s, const sigset_t& forwarded) {
-    using Clock = std::chrono::steady_clock;
-    std::optional<Clock::time_point> deadline;
-    for (;;) {
-        int status = 0;
-        pid_t r = waitpid(child.pid(), &status, WNOHANG);
-        if (r == child.pid()) {
-            return child.reaped(status);
-        }
-        siginfo_t info{};
-        int sig;
-        if (deadline) {
-            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - Clock::now());
-            if (left.count() <= 0) {
-                kill(child.pid(), SIGKILL);
-                deadline.reset();
-                continue;
-            }
-            timespec ts{left.count() / 1000, (left.count() % 1000) * 1'000'000};
-            sig = sigtimedwait(&forwarded, &info, &ts);
-        } else {
-            sig = sigwaitinfo(&forwarded, &info);
-        }
-        if (sig <= 0 || sig == SIGCHLD) continue;
-        kill(child.pid(), sig);
-        if (!deadline) deadline = Clock::now() + std::chrono::seconds(stop_timeout_s);
-    }
+
+// `srlaunch attach` clients connect to <dir>/attach.sock. Bound through /proc/self/fd, as a
+// store path can be longer than a socket address holds (108 bytes).
+Fd listen_for_attach(const fs::path& dir) {
+    Fd dirfd(check(open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC), "open " + dir.string()));
+    Fd sock(check(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), "socket"));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof addr.sun_path, "/proc/self/fd/%d/attach.sock", dirfd.get());
+    check(bind(sock.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), "bind the attach socket");
+    check(listen(sock.get(), 16), "listen on the attach socket");
+    return sock;
 }
 
-}  // namespace
+struct LaunchMode {
+    bool detached = false;
+    Fd* notify = nullptr;  // -d: "ok" or the error goes here once the container runs
+};
 
-int run_container(ContainerSpec& spec, const StorePaths& store) {
+int launch(ContainerSpec& spec, const StorePaths& store, const LaunchMode& mode) {
     fs::path dir = store.containers() / spec.id;
     fs::create_directories(store.containers());
     check(mkdir(dir.c_str(), 0700), "create " + dir.string());
+    // Declared first, so released last: `wait` and `rm` take its release to mean that
+    // the container is gone and everything below is cleaned up.
+    SupervisorLock lock = SupervisorLock::acquire(dir);
     ContainerDir guard(dir, false);
     // An automatic user-namespace range goes back to the pool with the container.
     struct UsernsRelease {
@@ -354,11 +326,46 @@ int run_container(ContainerSpec& spec, const StorePaths& store) {
     }
     write_identity_files(spec, dir);
     std::ofstream(dir / "config.json") << spec_to_json(spec).dump(2) << "\n";
+    // `srlaunch exec` installs the same filter on what it runs.
+    if (!spec.seccomp_bpf.empty()) std::ofstream(dir / "seccomp.bpf", std::ios::binary) << spec.seccomp_bpf;
+
+    ContainerState state;
+    state.id = spec.id;
+    state.name = spec.name;
+    state.image = spec.image.empty() ? spec.image_rootfs.string() : spec.image;
+    state.command = spec.process.args;
+    state.created_ms = now_ms();
+    state.detached = mode.detached;
+    state.tty = spec.process.terminal;
+    state.open_stdin = spec.process.open_stdin;
+    state.auto_remove = spec.remove_on_exit;
+    state.stop_timeout_s = spec.stop_timeout_s;
+    state.monitor_pid = getpid();
+    state.network = {{"mode", spec.net == NetMode::None ? "none" : "host"}};
+
+    // -d: the container's output goes to a log (without -t straight from its stdio, so it
+    // survives its monitor), and the monitor's own stderr too, so its last words are there.
+    Fd log, attach, stdin_read, stdin_write;
+    if (mode.detached) {
+        state.log_path = (dir / "container.log").string();
+        log = Fd(check(open(state.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640), "create the log"));
+        dup2(log.get(), STDERR_FILENO);
+        attach = listen_for_attach(dir);
+        if (spec.process.open_stdin && !spec.process.terminal) {
+            int p[2];
+            check(pipe2(p, O_CLOEXEC), "pipe");
+            stdin_read = Fd(p[0]);
+            stdin_write = Fd(p[1]);
+        }
+    }
+    write_state(dir, state);
 
     // Created before the child exists, so it is in its cgroups before it execs anything;
     // declared before the child so the child is reaped before the cgroups are removed.
     std::unique_ptr<Cgroup> cgroup = spec.rootless ? create_rootless_cgroup(spec) : create_cgroup(spec.id, spec.resources);
-    Fd srinit = sealed_copy(find_srinit(), "srinit");
+    for (const auto& p : cgroup->paths()) state.cgroups.push_back(p.string());
+    write_state(dir, state);
+    Fd srinit = sealed_srinit();
     Fd config = memfd_with(srinit_config_stream(spec), "srinit-config");
     int pair[2];
     check(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), "socketpair");
@@ -368,12 +375,17 @@ int run_container(ContainerSpec& spec, const StorePaths& store) {
     // sets its own mask, the workload gets a clean one.
     sigset_t forwarded, old_mask;
     sigemptyset(&forwarded);
-    for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD}) sigaddset(&forwarded, s);
+    for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD, SIGWINCH}) sigaddset(&forwarded, s);
     sigprocmask(SIG_BLOCK, &forwarded, &old_mask);
     struct RestoreMask {
         sigset_t mask;
         ~RestoreMask() { sigprocmask(SIG_SETMASK, &mask, nullptr); }
     } restore{old_mask};
+
+    // -it on a terminal: the caller's terminal talks to the container's pty.
+    bool caller_terminal = spec.process.terminal && !mode.detached;
+    std::optional<winsize> size;
+    if (caller_terminal) size = terminal_size(isatty(STDIN_FILENO) ? STDIN_FILENO : STDOUT_FILENO);
 
     if (spec.time_namespace && !spec.rootless) {  // rootless: the child makes it, see child_main
         check(unshare(CLONE_NEWTIME), "create a time namespace");
@@ -388,10 +400,19 @@ int run_container(ContainerSpec& spec, const StorePaths& store) {
     if (pid < 0) throw_errno("create the container's namespaces");
     if (pid == 0) {
         parent_sock.reset();
-        child_main({&spec, &dir, child_sock.get(), srinit.get(), config.get()});
+        ChildContext ctx{&spec, &dir, child_sock.get(), srinit.get(), config.get(), -1, -1, -1, std::nullopt};
+        if (mode.detached && !spec.process.terminal) {
+            ctx.stdout_fd = ctx.stderr_fd = log.get();
+            ctx.stdin_fd = stdin_read.get();
+        }
+        ctx.console_size = size;
+        child_main(ctx);
     }
     ChildProcess child(pid);
     child_sock.reset();
+    stdin_read.reset();
+    state.pid = pid;
+    state.pid_start = process_start_time(pid);
 
     cgroup->attach(pid);
     Fd userns;
@@ -408,23 +429,49 @@ int run_container(ContainerSpec& spec, const StorePaths& store) {
     Fd rootfs = spec.rootless ? Fd() : make_rootfs_mount(spec, dir, userns);
     send_fd(parent_sock.get(), rootfs.get());
     rootfs.reset();
-
-    // The child's end closes on exec: EOF means srinit is running; bytes are its error.
-    char buf[1024];
-    ssize_t n;
-    while ((n = read(parent_sock.get(), buf, sizeof buf)) < 0 && errno == EINTR) {
-    }
-    if (n > 0) throw Error(std::string(buf, static_cast<size_t>(n)));
+    Fd console = wait_for_exec(parent_sock.get());
     parent_sock.reset();
+    if (spec.process.terminal && !console) throw Error("the container's console did not arrive");
 
+    state.status = ContainerState::Status::Running;
+    state.started_ms = now_ms();
+    write_state(dir, state);
     guard.keep(!spec.remove_on_exit);
     if (!spec.remove_on_exit) {
         name.keep();
         userns_release.keep = true;
     }
-    int status = supervise(child, spec.stop_timeout_s, forwarded);
+    if (mode.notify) {
+        (void)!write(mode.notify->get(), "ok", 2);
+        mode.notify->reset();
+    }
+
+    SupervisorIo io;
+    io.pty_master = console.get();
+    io.attach_listener = attach.get();
+    io.stdin_pipe = stdin_write.get();
+    if (spec.process.terminal) {
+        if (mode.detached) {
+            io.log = log.get();
+        } else {
+            io.output = STDOUT_FILENO;
+            if (spec.process.open_stdin) io.input = STDIN_FILENO;
+        }
+    }
+    int status;
+    {
+        // Raw only while attached; restored on every way out of this block.
+        std::optional<RawTerminal> raw;
+        if (caller_terminal && spec.process.open_stdin) raw.emplace(STDIN_FILENO);
+        status = child.reaped(supervise(child.pid(), spec.stop_timeout_s, forwarded, io));
+    }
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 125;
-    if (cgroup->oom_killed()) {
+    state.oom_killed = cgroup->oom_killed();
+    state.status = ContainerState::Status::Exited;
+    state.exit_code = code;
+    state.finished_ms = now_ms();
+    write_state(dir, state);
+    if (state.oom_killed) {
         // Told from the cgroup's own OOM count, not guessed from a SIGKILL.
         std::string limit = spec.resources.memory ? " (limit " + format_mib(*spec.resources.memory) + ")" : "";
         if (code == 137)
@@ -433,6 +480,52 @@ int run_container(ContainerSpec& spec, const StorePaths& store) {
             std::fprintf(stderr, "srlaunch: a process of the container was killed: out of memory%s\n", limit.c_str());
     }
     return code;
+}
+
+}  // namespace
+
+int run_container(ContainerSpec& spec, const StorePaths& store) { return launch(spec, store, {}); }
+
+std::string start_detached(ContainerSpec& spec, const StorePaths& store) {
+    int p[2];
+    check(pipe2(p, O_CLOEXEC), "pipe");
+    Fd report_read(p[0]), report_write(p[1]);
+    std::fflush(nullptr);
+    pid_t middle = fork();
+    if (middle < 0) throw_errno("fork the monitor");
+    if (middle == 0) {
+        // Twice forked in a session of its own: the monitor is nobody's child but init's
+        // (or the nearest subreaper's) and has no terminal to lose.
+        report_read.reset();
+        setsid();
+        pid_t monitor = fork();
+        if (monitor != 0) _exit(monitor < 0 ? 125 : 0);
+        int code = 125;
+        try {
+            if (chdir("/") < 0) throw_errno("chdir /");
+            Fd null(check(open("/dev/null", O_RDWR | O_CLOEXEC), "open /dev/null"));
+            for (int fd : {STDIN_FILENO, STDOUT_FILENO}) dup2(null.get(), fd);
+            code = launch(spec, store, {true, &report_write});
+        } catch (const std::exception& e) {
+            std::string msg = e.what();
+            if (report_write) (void)!write(report_write.get(), msg.data(), msg.size());
+            else std::fprintf(stderr, "srlaunch: %s\n", msg.c_str());
+        }
+        _exit(code);
+    }
+    report_write.reset();
+    int status;
+    while (waitpid(middle, &status, 0) < 0 && errno == EINTR) {
+    }
+    std::string report;
+    char buf[1024];
+    for (ssize_t n; (n = read(report_read.get(), buf, sizeof buf)) != 0;) {
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw_errno("read the monitor's report");
+        report.append(buf, static_cast<size_t>(n));
+    }
+    if (report == "ok") return spec.id;
+    throw Error(report.empty() ? "the container's monitor ended before the container started" : report);
 }
 
 }  // namespace srl

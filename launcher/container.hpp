@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <string>
 
+#include "launcher/fd.hpp"
 #include "launcher/spec.hpp"
 
 namespace srl {
@@ -26,10 +27,17 @@ std::string new_container_id();
 // The srinit binary to inject: $SRLAUNCH_INIT, else `srinit` beside the srlaunch binary,
 // else /usr/libexec/srlaunch/srinit.
 std::filesystem::path find_srinit();
+// A sealed in-memory copy of it, to run from (container.cpp says why).
+Fd sealed_srinit();
 
 // Runs the container to completion and returns its exit status as `docker run` does
 // (the workload's, 126/127 from srinit, 128+N for a signal). Throws Error for failures of
 // srlaunch itself, after cleaning up.
 int run_container(ContainerSpec& spec, const StorePaths& store);
+
+// -d: starts the container under a monitor process of its own (twice forked, own session)
+// that supervises it, logs its output and records its end, and returns its id once srinit
+// runs. Errors up to that point are thrown here, as for run_container.
+std::string start_detached(ContainerSpec& spec, const StorePaths& store);
 
 }  // namespace srl

@@ -8,24 +8,12 @@
 
 #include "images/oci_archive.hpp"
 #include "launcher/error.hpp"
+#include "launcher/units.hpp"
 
 namespace srl {
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string human_size(std::uint64_t bytes) {
-    const char* units[] = {"B", "kB", "MB", "GB", "TB"};
-    double v = static_cast<double>(bytes);
-    int u = 0;
-    while (v >= 1000 && u < 4) {
-        v /= 1000;
-        ++u;
-    }
-    char buf[32];
-    std::snprintf(buf, sizeof buf, u == 0 ? "%.0f%s" : "%.3g%s", v, units[u]);
-    return buf;
-}
 
 std::string format_time(std::int64_t t) {
     std::time_t tt = static_cast<std::time_t>(t);

@@ -135,6 +135,10 @@ void mount_dev(const ContainerSpec& spec, const Fd& root) {
     }
     for (const char* dir : {"pts", "shm", "mqueue"})
         check(mkdirat(dev.get(), dir, 0755), std::string("mkdir /dev/") + dir);
+    // -t: the place the container's pty is bound to once its devpts exists
+    // (make_container_console, launcher/terminal.hpp).
+    if (spec.process.terminal)
+        Fd(check(openat(dev.get(), "console", O_CREAT | O_WRONLY | O_CLOEXEC, 0600), "create /dev/console"));
     // newinstance: the container's ptys are its own, not the host's. gid 5 (tty) only when
     // it exists in the container's id space.
     std::string pts_opts = "newinstance,ptmxmode=0666,mode=0620";

@@ -53,6 +53,7 @@ nlohmann::json spec_to_json(const ContainerSpec& s) {
           {"resources", {{"devices", device_rules}}}}},
         {"stopTimeout", s.stop_timeout_s},
         {"autoRemove", s.remove_on_exit},
+        {"rootless", s.rootless},
     };
 }
 

@@ -1,5 +1,7 @@
 #include "launcher/units.hpp"
 
+#include <cstdio>
+
 #include <cctype>
 #include <charconv>
 #include <cmath>
@@ -59,6 +61,19 @@ uint64_t shares_to_weight(uint64_t shares) {
 std::string format_mib(int64_t bytes) {
     if (bytes % (1 << 20) == 0) return std::to_string(bytes >> 20) + " MiB";
     return std::to_string(bytes) + " bytes";
+}
+
+std::string human_size(uint64_t bytes) {
+    const char* units[] = {"B", "kB", "MB", "GB", "TB"};
+    double v = static_cast<double>(bytes);
+    int u = 0;
+    while (v >= 1000 && u < 4) {
+        v /= 1000;
+        ++u;
+    }
+    char buf[32];
+    std::snprintf(buf, sizeof buf, u == 0 ? "%.0f%s" : "%.3g%s", v, units[u]);
+    return buf;
 }
 
 }  // namespace srl

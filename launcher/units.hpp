@@ -15,5 +15,6 @@ void validate_cpu_list(const std::string& text, const char* flag);
 // v1 cpu.shares -> v2 cpu.weight, the standard conversion.
 uint64_t shares_to_weight(uint64_t shares);
 std::string format_mib(int64_t bytes);  // "32 MiB"
+std::string human_size(uint64_t bytes);  // "12.3MB", decimal units as docker prints them
 
 }  // namespace srl

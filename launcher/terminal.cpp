@@ -19,10 +19,9 @@ std::optional<winsize> terminal_size(int fd) {
 RawTerminal::RawTerminal(int fd) : fd_(fd) {
     if (!isatty(fd) || tcgetattr(fd, &saved_) < 0) return;
     termios raw = saved_;
+    // Output post-processing goes too: the container's own pty already turned "\n" into
+    // "\r\n", and a second pass would make it "\r\r\n".
     cfmakeraw(&raw);
-    // Output post-processing stays as it was: the container's pty already turned "\n"
-    // into "\r\n", as a terminal expects.
-    raw.c_oflag = saved_.c_oflag;
     if (tcsetattr(fd, TCSANOW, &raw) == 0) active_ = true;
 }
 

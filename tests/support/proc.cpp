@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -111,12 +112,28 @@ Child::Child(const std::vector<std::string>& argv, const SpawnOptions& opts) {
 }
 
 Child::~Child() {
+    if (slave_fd_ >= 0) close(slave_fd_);
     if (!reaped_ && pid_ > 0) {
         kill(pid_, SIGKILL);
         waitpid(pid_, nullptr, 0);
     }
     for (int fd : {in_fd_, out_fd_, err_fd_})
         if (fd >= 0) close(fd);
+}
+
+void Child::resize(unsigned short rows, unsigned short cols) {
+    winsize ws{rows, cols, 0, 0};
+    REQUIRE(ioctl(out_fd_, TIOCSWINSZ, &ws) == 0);
+}
+
+std::string Child::tty_settings() {
+    // Kept open from the first call on, so the settings can still be read after the child
+    // (the terminal's last other user) has gone.
+    if (slave_fd_ < 0) slave_fd_ = ioctl(out_fd_, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    REQUIRE(slave_fd_ >= 0);
+    termios t{};
+    REQUIRE(tcgetattr(slave_fd_, &t) == 0);
+    return std::string(reinterpret_cast<const char*>(&t), sizeof t);
 }
 
 void Child::write(const std::string& data) {

@@ -39,6 +39,12 @@ public:
     // reports it (128+N for signal N). Reads the remaining output meanwhile.
     int wait(std::chrono::milliseconds timeout = 30s);
     const std::string& out() const { return out_; }
+    // With pty: sets the terminal's size (the kernel signals SIGWINCH to its foreground job).
+    void resize(unsigned short rows, unsigned short cols);
+    // With pty: the terminal's settings (termios, as raw bytes), to compare before and after.
+    std::string tty_settings();
+    // Forgets the output read so far, so read_until looks only at what comes next.
+    void clear_output() { out_.clear(); }
     const std::string& err() const { return err_; }
 
 private:
@@ -47,6 +53,7 @@ private:
     int out_fd_ = -1;   // stdout pipe or pty master
     int err_fd_ = -1;
     int in_fd_ = -1;
+    int slave_fd_ = -1;  // with pty: held once tty_settings() was called
     std::string out_, err_;
     bool reaped_ = false;
 };

@@ -104,6 +104,14 @@ TEST_CASE("config stream: records in place, binary-safe values", "[unit][srinit]
     CHECK(p->cfg.group);
     CHECK(p->cfg.grace_ms == 250);
     CHECK(p->cfg.preserve_fds == 4);
+    CHECK(!p->cfg.exec);
+    std::string exec_text = record("arg", "ps") + record("exec", "1");
+    auto e = stream(exec_text);
+    REQUIRE(e->err == nullptr);
+    CHECK(e->cfg.exec);
+    CHECK(!e->cfg.group);
+    std::string bad = record("arg", "ps") + record("exec", "2");
+    CHECK(stream(bad)->err != nullptr);
 }
 
 TEST_CASE("config stream: malformed input is refused", "[unit][srinit]") {

@@ -253,3 +253,15 @@ TEST_CASE("load: 50 detached containers at once, listed, stopped, removed, nothi
     CHECK(count_entries(s.path("containers")) == 0);
     CHECK(count_entries(s.path("names")) == 0);
 }
+
+TEST_CASE("run -d: an OOM kill is recorded, shown by ps and told in the log", "[lifecycle]") {
+    AlpineStore s;
+    std::string mount = helper_path("memhog") + ":/memhog:ro";
+    std::string id = detach(s, {"-m", "32m", "--cap-add", "IPC_LOCK", "-v", mount, "alpine:3.20", "/memhog", "200"});
+    CHECK(s.srl({"wait", id}).out == "137\n");
+    CHECK(s.srl({"ps", "-a"}).out.find("oom-killed") != std::string::npos);
+    CHECK(inspect(s, id)["State"]["OOMKilled"] == true);
+    CHECK(s.srl({"logs", id}).out.find("srlaunch: killed: out of memory (limit 32 MiB)") != std::string::npos);
+    CHECK(s.srl({"rm", id}).status == 0);
+    check_nothing_left(s, id);
+}

@@ -94,8 +94,6 @@ Fd sealed_copy(const fs::path& path, const char* name) {
 
 Fd sealed_srinit() { return sealed_copy(find_srinit(), "srinit"); }
 
-namespace {
-
 Fd memfd_with(const std::string& content, const char* name) {
     Fd mem(check(memfd_create(name, MFD_CLOEXEC), "memfd_create"));
     if (write(mem.get(), content.data(), content.size()) != static_cast<ssize_t>(content.size()))
@@ -103,6 +101,8 @@ Fd memfd_with(const std::string& content, const char* name) {
     check(lseek(mem.get(), 0, SEEK_SET), "seek config");
     return mem;
 }
+
+namespace {
 
 // The child's process: SIGKILLed and reaped if we leave before it is waited for.
 class ChildProcess {

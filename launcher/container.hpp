@@ -29,6 +29,8 @@ std::string new_container_id();
 std::filesystem::path find_srinit();
 // A sealed in-memory copy of it, to run from (container.cpp says why).
 Fd sealed_srinit();
+// An in-memory file holding `content`, positioned at its start (srinit's config stream).
+Fd memfd_with(const std::string& content, const char* name);
 
 // Runs the container to completion and returns its exit status as `docker run` does
 // (the workload's, 126/127 from srinit, 128+N for a signal). Throws Error for failures of

@@ -30,31 +30,11 @@ namespace {
 // namespace's maps (whether setgroups is allowed), its environment.
 ContainerSpec exec_spec(const fs::path& dir, const ContainerState& state, const ExecOptions& opts) {
     std::ifstream in(dir / "config.json");
-    json cfg = json::parse(in);
-    ContainerSpec spec;
-    spec.id = state.id;
-    const json& p = cfg.at("process");
-    spec.process.env = p.at("env").get<std::vector<std::string>>();
-    spec.process.cwd = opts.workdir.empty() ? p.at("cwd").get<std::string>() : opts.workdir;
-    spec.process.capabilities = p.at("capabilities").get<uint64_t>();
-    spec.process.no_new_privileges = p.at("noNewPrivileges").get<bool>();
+    ContainerSpec spec = spec_from_json(json::parse(in, nullptr, false));
+    if (!opts.workdir.empty()) spec.process.cwd = opts.workdir;
     spec.process.terminal = opts.tty;
     spec.process.open_stdin = opts.interactive;
-    const json& linux = cfg.at("linux");
-    spec.user_namespace = linux.at("userNamespace").get<bool>();
-    auto maps = [](const json& j) {
-        std::vector<IdMapping> out;
-        for (const auto& m : j) out.push_back({m.at("containerID"), m.at("hostID"), m.at("size")});
-        return out;
-    };
-    spec.uid_mappings = maps(linux.at("uidMappings"));
-    spec.gid_mappings = maps(linux.at("gidMappings"));
-    spec.rootless = cfg.value("rootless", false);
-    if (opts.user.empty()) {
-        spec.process.uid = p.at("user").at("uid");
-        spec.process.gid = p.at("user").at("gid");
-        spec.process.additional_gids = p.at("user").at("additionalGids").get<std::vector<uint32_t>>();
-    } else {
+    if (!opts.user.empty()) {
         // The container's /etc/passwd as it is now, seen through its root.
         ResolvedUser who = resolve_user("/proc/" + std::to_string(state.pid) + "/root", opts.user);
         spec.process.uid = who.uid;
@@ -74,14 +54,6 @@ ContainerSpec exec_spec(const fs::path& dir, const ContainerState& state, const 
     ss << bpf.rdbuf();
     spec.seccomp_bpf = ss.str();
     return spec;
-}
-
-Fd memfd_with(const std::string& content, const char* name) {
-    Fd mem(check(memfd_create(name, MFD_CLOEXEC), "memfd_create"));
-    if (write(mem.get(), content.data(), content.size()) != static_cast<ssize_t>(content.size()))
-        throw_errno("write " + std::string(name));
-    check(lseek(mem.get(), 0, SEEK_SET), "seek");
-    return mem;
 }
 
 struct Joiner {

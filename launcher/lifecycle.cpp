@@ -11,6 +11,9 @@
 #include "launcher/cgroup.hpp"
 #include "launcher/error.hpp"
 #include "launcher/idmap.hpp"
+#include "launcher/rootless.hpp"
+
+#include <fstream>
 
 namespace srl {
 
@@ -103,6 +106,14 @@ void remove_container(const StorePaths& store, const ContainerRef& c, bool force
         if (fs::read_symlink(link, ec) == fs::path(s.id)) fs::remove(link, ec);
     }
     std::error_code ec;
+    std::ifstream config(c.dir / "config.json");
+    auto j = nlohmann::json::parse(config, nullptr, false);
+    if (!j.is_discarded() && j.value("rootless", false) && j.at("linux").value("userNamespace", false)) {
+        // Its files belong to subordinate ids the caller cannot delete as itself.
+        remove_in_user_namespace(user_namespace_like(spec_from_json(j)), c.dir);
+        if (fs::exists(c.dir)) throw Error("could not remove " + c.dir.string());
+        return;
+    }
     fs::remove_all(c.dir, ec);
     if (ec) throw Error("remove " + c.dir.string() + ": " + ec.message());
 }

@@ -434,4 +434,34 @@ void remove_in_user_namespace(const Fd& userns, const fs::path& dir) noexcept {
     fs::remove_all(dir, ec);  // what is left (nothing, unless the namespace was out of reach)
 }
 
+Fd user_namespace_like(const ContainerSpec& spec) {
+    int p[2];
+    check(pipe2(p, O_CLOEXEC), "pipe");
+    Fd go_read(p[0]), go_write(p[1]);
+    pid_t pid = fork();
+    if (pid < 0) throw_errno("fork");
+    if (pid == 0) {
+        // The namespace lives while the parent holds its fd; we only have to make it.
+        go_write.reset();
+        if (unshare(CLONE_NEWUSER) < 0) _exit(1);
+        char c;
+        (void)!read(go_read.get(), &c, 1);
+        _exit(0);
+    }
+    go_read.reset();
+    struct Reap {
+        pid_t pid;
+        ~Reap() {
+            kill(pid, SIGKILL);
+            waitpid(pid, nullptr, 0);
+        }
+    } reap{pid};
+    // The child may not have unshared yet: wait until its user namespace differs from ours.
+    std::string own = fs::read_symlink("/proc/self/ns/user").string();
+    std::string ns = "/proc/" + std::to_string(pid) + "/ns/user";
+    for (int i = 0; i < 1000 && fs::read_symlink(ns).string() == own; ++i) usleep(1000);
+    write_rootless_id_maps(pid, spec);
+    return Fd(check(open(ns.c_str(), O_RDONLY | O_CLOEXEC), "open " + ns));
+}
+
 }  // namespace srl

@@ -102,4 +102,8 @@ void make_private_store(const std::filesystem::path& root);
 // removal; never throws.
 void remove_in_user_namespace(const Fd& userns, const std::filesystem::path& dir) noexcept;
 
+// A new user namespace with the container's maps, for `rm` of a rootless container whose
+// own namespace is gone: held by the returned fd.
+Fd user_namespace_like(const ContainerSpec& spec);
+
 }  // namespace srl

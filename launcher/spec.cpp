@@ -1,5 +1,7 @@
 #include "launcher/spec.hpp"
 
+#include "launcher/error.hpp"
+
 namespace srl {
 
 nlohmann::json spec_to_json(const ContainerSpec& s) {
@@ -55,6 +57,33 @@ nlohmann::json spec_to_json(const ContainerSpec& s) {
         {"autoRemove", s.remove_on_exit},
         {"rootless", s.rootless},
     };
+}
+
+ContainerSpec spec_from_json(const nlohmann::json& j) try {
+    ContainerSpec spec;
+    spec.id = j.at("id");
+    const auto& p = j.at("process");
+    spec.process.args = p.at("args").get<std::vector<std::string>>();
+    spec.process.env = p.at("env").get<std::vector<std::string>>();
+    spec.process.cwd = p.at("cwd");
+    spec.process.uid = p.at("user").at("uid");
+    spec.process.gid = p.at("user").at("gid");
+    spec.process.additional_gids = p.at("user").at("additionalGids").get<std::vector<uint32_t>>();
+    spec.process.capabilities = p.at("capabilities");
+    spec.process.no_new_privileges = p.at("noNewPrivileges");
+    spec.rootless = j.value("rootless", false);
+    const auto& linux = j.at("linux");
+    spec.user_namespace = linux.at("userNamespace");
+    auto maps = [](const nlohmann::json& v) {
+        std::vector<IdMapping> out;
+        for (const auto& m : v) out.push_back({m.at("containerID"), m.at("hostID"), m.at("size")});
+        return out;
+    };
+    spec.uid_mappings = maps(linux.at("uidMappings"));
+    spec.gid_mappings = maps(linux.at("gidMappings"));
+    return spec;
+} catch (const nlohmann::json::exception& e) {
+    throw Error(std::string("unreadable container config: ") + e.what());
 }
 
 }  // namespace srl

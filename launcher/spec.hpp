@@ -112,5 +112,8 @@ struct ContainerSpec {
 
 // The spec as JSON (OCI-config-like), kept in the container's dir for inspection.
 nlohmann::json spec_to_json(const ContainerSpec& spec);
+// What later commands (`exec`, `rm`) read back of it: id, process (args, env, cwd, user,
+// capabilities, no_new_privileges), rootless, user namespace and its maps. Throws Error.
+ContainerSpec spec_from_json(const nlohmann::json& j);
 
 }  // namespace srl

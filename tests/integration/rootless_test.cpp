@@ -28,6 +28,8 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr const char* kUser = "srltest";
+// Apart from the ranges other tests map (run_test.cpp: 100000, 300000): the leak checks
+// count every process in this range as the test user's.
 constexpr uint32_t kSubStart = 200000, kSubCount = 65536;
 
 // "0 1001 1" for a uid_map line, whatever the kernel's column widths.
@@ -186,6 +188,9 @@ public:
     void check_nothing_left() const {
         // srlaunch waits for its container; a moment for setpriv's own exit to be reaped.
         for (int i = 0; i < 50 && !user_processes(uid).empty(); ++i) std::this_thread::sleep_for(10ms);
+        std::string left;
+        for (pid_t p : user_processes(uid)) left += std::to_string(p) + " " + read_file("/proc/" + std::to_string(p) + "/stat") + "\n";
+        INFO(left);
         CHECK(user_processes(uid).empty());
         CHECK(read_file("/proc/self/mountinfo").find(home.path()) == std::string::npos);
         CHECK(user_cgroups(uid).empty());
@@ -434,5 +439,31 @@ TEST_CASE("rootless: pull from a loopback Alpine mirror, then run it", "[rootles
     INFO(r.err);
     CHECK(r.status == 0);
     CHECK(r.out == "0\n");
+    u.check_nothing_left();
+}
+
+TEST_CASE("rootless: run -d, exec, stop, and rm of files owned by subordinate ids", "[rootless][lifecycle]") {
+    RootlessUser u;
+    u.import_alpine();
+    auto started = u.srl({"run", "-d", "--name", "bg", "alpine:3.20", "sh", "-c",
+                          "adduser -D -u 1000 student && su student -c 'touch /home/student/mine' && "
+                          "echo ready && exec sleep 300"});
+    INFO(started.err);
+    REQUIRE(started.status == 0);
+    std::string id = trim(started.out);
+    bool ready = false;
+    for (int i = 0; i < 200 && !ready; ++i) {
+        ready = u.srl({"logs", "bg"}).out.find("ready") != std::string::npos;
+        if (!ready) std::this_thread::sleep_for(50ms);
+    }
+    REQUIRE(ready);
+    auto ex = u.srl({"exec", "bg", "stat", "-c", "%u", "/home/student/mine"});
+    INFO(ex.err);
+    CHECK(ex.out == "1000\n");
+    CHECK(u.srl({"stop", "-t", "1", "bg"}).status == 0);
+    auto rm = u.srl({"rm", "bg"});
+    INFO(rm.err);
+    CHECK(rm.status == 0);
+    CHECK(!fs::exists(u.store() + "/containers/" + id));
     u.check_nothing_left();
 }

@@ -62,7 +62,7 @@ TEST_CASE("seed 2: two containers with different user namespace maps at once", "
                                                   "; stat -c %U:%G /vol/unmapped; sleep 1"}));
     };
     auto a = start("100000", "from-a");
-    auto b = start("200000", "from-b");
+    auto b = start("300000", "from-b");
     CHECK(a->wait() == 0);
     CHECK(b->wait() == 0);
     for (auto* c : {a.get(), b.get()}) {
@@ -71,13 +71,13 @@ TEST_CASE("seed 2: two containers with different user namespace maps at once", "
         CHECK(c->out().find("nobody:nobody") != std::string::npos);
     }
     CHECK(a->out().find("0     100000      65536") != std::string::npos);
-    CHECK(b->out().find("0     200000      65536") != std::string::npos);
+    CHECK(b->out().find("0     300000      65536") != std::string::npos);
     struct stat st {};
     REQUIRE(stat((shared / "from-a").c_str(), &st) == 0);
     CHECK(st.st_uid == 100000);
     CHECK(st.st_gid == 100000);
     REQUIRE(stat((shared / "from-b").c_str(), &st) == 0);
-    CHECK(st.st_uid == 200000);
+    CHECK(st.st_uid == 300000);
 }
 
 TEST_CASE("a user namespace container's root owns its root filesystem", "[run]") {

@@ -25,6 +25,7 @@
 #include "launcher/error.hpp"
 #include "launcher/fd.hpp"
 #include "launcher/idmap.hpp"
+#include "launcher/network.hpp"
 #include "launcher/rootfs.hpp"
 #include "launcher/rootless.hpp"
 #include "launcher/srinit_config.hpp"
@@ -354,6 +355,9 @@ int run_container(ContainerSpec& spec, const StorePaths& store) {
     }
     write_identity_files(spec, dir);
     std::ofstream(dir / "config.json") << spec_to_json(spec).dump(2) << "\n";
+    // Published ports are bound here, before the child exists; destroyed after the child is
+    // reaped and before the dir goes: veth, lease and proxy go with it (launcher/network.hpp).
+    ContainerNetwork network(spec, store, dir);
 
     // Created before the child exists, so it is in its cgroups before it execs anything;
     // declared before the child so the child is reaped before the cgroups are removed.
@@ -380,16 +384,18 @@ int run_container(ContainerSpec& spec, const StorePaths& store) {
         write_time_offsets(spec.boot_offset_s);
     }
     long flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC;  // cgroup: see child_main
-    if (spec.net == NetMode::None) flags |= CLONE_NEWNET;
+    flags |= network.clone_flags();
     if (spec.user_namespace) flags |= CLONE_NEWUSER;
     // Raw clone with fork semantics: one call creates the child inside every namespace, so
     // it is PID 1 of its PID namespace and can mount that namespace's /proc itself.
+    auto joined = network.enter_for_clone();  // --net container:X: the child is born in X's netns
     pid_t pid = static_cast<pid_t>(syscall(SYS_clone, flags | SIGCHLD, nullptr, nullptr, nullptr, nullptr));
     if (pid < 0) throw_errno("create the container's namespaces");
     if (pid == 0) {
         parent_sock.reset();
         child_main({&spec, &dir, child_sock.get(), srinit.get(), config.get()});
     }
+    joined.reset();
     ChildProcess child(pid);
     child_sock.reset();
 
@@ -404,6 +410,7 @@ int run_container(ContainerSpec& spec, const StorePaths& store) {
         userns = Fd(check(open(ns.c_str(), O_RDONLY | O_CLOEXEC), "open " + ns));
         if (spec.rootless) guard.remove_within(Fd(check(fcntl(userns.get(), F_DUPFD_CLOEXEC, 0), "dup userns")));
     }
+    network.attach(pid);  // --net bridge: veth, address, routes, /etc/hosts
     // Rootless, the child mounts the root itself: we have no CAP_SYS_ADMIN to do it here.
     Fd rootfs = spec.rootless ? Fd() : make_rootfs_mount(spec, dir, userns);
     send_fd(parent_sock.get(), rootfs.get());
@@ -416,6 +423,8 @@ int run_container(ContainerSpec& spec, const StorePaths& store) {
     }
     if (n > 0) throw Error(std::string(buf, static_cast<size_t>(n)));
     parent_sock.reset();
+    network.start();  // -p: forwarding from now on
+    write_state_stub(dir, pid);  // STUB until the lead's state.json lands (launcher/network.hpp)
 
     guard.keep(!spec.remove_on_exit);
     if (!spec.remove_on_exit) {

@@ -15,6 +15,7 @@ packages=(
   libcurl4-openssl-dev  # pull: HTTP(S) transfers (headers; libcurl.so.4 is dlopen()ed)
   libyaml-cpp-dev       # pull: Alpine's latest-releases.yaml
   libseccomp-dev        # seccomp profiles compiled to BPF by the launcher (static libseccomp.a)
+  libmnl-dev            # netlink (bridge, veth, addresses, routes) for --net bridge; shared only, no libmnl.a
   uidmap                # rootless mode: newuidmap/newgidmap with /etc/subuid and /etc/subgid
   libzstd-dev liblz4-dev liblzma-dev libbz2-dev zlib1g-dev libacl1-dev nettle-dev libxml2-dev libicu-dev  # static libarchive deps
   # tests

@@ -14,6 +14,7 @@
 #include <net/if.h>
 #include <sched.h>
 #include <sys/socket.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -462,14 +463,30 @@ bool file_says_one(const char* path) {
     return in >> v && v == "1";
 }
 
+// Whether nf_tables is in the kernel already: asking nfnetlink about a subsystem that is not
+// would make the kernel load the module, and srlaunch should not load firewall modules.
+bool nf_tables_present() {
+    if (access("/sys/module/nf_tables", F_OK) == 0) return true;  // a module (or built in with parameters)
+    std::ifstream modules("/proc/modules");
+    if (!modules) return true;  // no loadable modules at all: built in or absent, asking loads nothing
+    for (std::string line; std::getline(modules, line);)
+        if (line.rfind("nf_tables ", 0) == 0) return true;
+    struct utsname u {};
+    uname(&u);
+    std::ifstream builtin(std::string("/lib/modules/") + u.release + "/modules.builtin");
+    for (std::string line; std::getline(builtin, line);)
+        if (line.size() >= 13 && line.compare(line.size() - 13, 13, "/nf_tables.ko") == 0) return true;
+    return false;
+}
+
 }  // namespace
 
 bool bridged_traffic_dropped(std::string* chain_out) {
     // Without br_netfilter (or with bridge-nf-call-iptables = 0) bridged frames never meet
-    // the IP firewall; without nf_tables there is no nft ruleset to ask, and we do not want
-    // to load the module by asking. (iptables-legacy rules are not inspected.)
+    // the IP firewall; without nf_tables there is no nft ruleset to ask. (iptables-legacy
+    // rules are not inspected.)
     if (!file_says_one("/proc/sys/net/bridge/bridge-nf-call-iptables")) return false;
-    if (access("/sys/module/nf_tables", F_OK) < 0) return false;
+    if (!nf_tables_present()) return false;
     int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
     if (fd < 0) return false;
     mnl_socket* nl = mnl_socket_fdopen(fd);

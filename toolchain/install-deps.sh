@@ -22,6 +22,7 @@ packages=(
   catch2                # unit and integration test framework
   busybox-static        # a libc-free root filesystem for srinit and container tests
   util-linux            # unshare, script
+  iproute2 nftables     # network tests: inspect links, a firewall inside a test's own netns
   coreutils procps file binutils
   python3 python3-jwt python3-cryptography   # loopback HTTP mirror and registry token issuer
   docker-registry skopeo umoci               # a real OCI registry on loopback, filled by skopeo

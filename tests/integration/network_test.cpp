@@ -377,3 +377,23 @@ TEST_CASE("bridge: 30 containers started at once get 30 addresses and leave noth
     CHECK(addrs.size() == 30);
     b.expect_clean();
 }
+
+TEST_CASE("a firewall that drops bridged traffic gets a hint when the bridge is made (in a netns of the test's own)", "[net]") {
+    require_program("unshare");
+    require_program("nft");
+    AlpineStore s;
+    write_file(s.path("network.json"), R"({"bridge": "srlfw0", "subnet": "10.213.0.0/24"})");
+    std::string srl = std::string(SRLAUNCH_PATH) + " --root " + s.dir.path() + " run --rm --net bridge alpine:3.20 true";
+    // Everything below happens in a network namespace that exists only for this command.
+    auto r = run({"unshare", "-n", "sh", "-c",
+                  "ip link set lo up && nft add table ip t && "
+                  "nft add chain ip t fw '{ type filter hook forward priority 0; policy drop; }' && " +
+                      srl + " && echo second >&2 && " + srl});
+    INFO(r.err);
+    CHECK(r.status == 0);
+    CHECK(r.err ==
+          "srlaunch: note: bridged traffic passes the IP firewall (net.bridge.bridge-nf-call-iptables = 1) and the "
+          "forward chain \"ip t fw\" drops by default, so containers on srlfw0 may not reach each other. Allow it, "
+          "e.g. `iptables -I FORWARD -i srlfw0 -o srlfw0 -j ACCEPT`, or set net.bridge.bridge-nf-call-iptables = 0.\n"
+          "second\n");
+}

@@ -207,6 +207,17 @@ std::vector<Lease> LeaseTable::live() const {
     return out;
 }
 
+std::optional<Lease> LeaseTable::find(const std::string& id) const {
+    for (const auto& l : leases_)
+        if (l.id == id) return l;
+    return std::nullopt;
+}
+
+std::optional<Lease> container_lease(const StorePaths& store, const std::string& id) {
+    if (!fs::exists(store.root / "network" / "leases.json")) return std::nullopt;
+    return LeaseTable(store).find(id);
+}
+
 Lease LeaseTable::allocate(const NetworkConfig& cfg, const std::string& id, const std::string& name,
                            const std::string& hostname) {
     std::vector<Lease> kept;

@@ -82,6 +82,7 @@ public:
     std::optional<Lease> release(const std::string& id);
     // The leases whose containers still exist.
     std::vector<Lease> live() const;
+    std::optional<Lease> find(const std::string& id) const;
 
 private:
     void save() const;
@@ -98,6 +99,9 @@ std::string render_hosts(const Lease& self, const std::vector<Lease>& peers);
 // Rewrites only the part after the marker (what the container added above it stays), in
 // place, so a bind mount of the file shows the new text.
 void update_peer_section(const std::filesystem::path& hosts, const Lease& self, const std::vector<Lease>& peers);
+
+// The lease of container `id` (its bridge and address, for ps/inspect); nullopt when it has none.
+std::optional<Lease> container_lease(const StorePaths& store, const std::string& id);
 
 // The host side veth of a container: "srl" + the first 12 hex digits of its id.
 std::string host_veth_name(const std::string& id);

@@ -190,10 +190,13 @@ TEST_CASE("leases: distinct addresses, stale ones reused, released once", "[netw
         LeaseTable t(s.paths());
         CHECK(t.take_dropped().empty());
         CHECK(t.live().size() == 5);
+        CHECK(t.find(sixth)->address == l.address);
         CHECK(t.release(sixth));
         CHECK_FALSE(t.release(sixth));
         CHECK(t.live().size() == 4);
     }
+    CHECK(container_lease(s.paths(), std::string(64, 'a'))->name == "n0");
+    CHECK_FALSE(container_lease(s.paths(), sixth));
     // Another bridge has its own addresses.
     NetworkConfig other = c;
     other.bridge = "b1";

@@ -25,6 +25,7 @@
 #include "launcher/fd.hpp"
 #include "launcher/image_commands.hpp"
 #include "launcher/lifecycle_commands.hpp"
+#include "launcher/port_proxy.hpp"
 #include "launcher/rootless.hpp"
 #include "launcher/seccomp.hpp"
 #include "launcher/units.hpp"
@@ -51,7 +52,7 @@ struct RunFlags {
     std::string pull_policy = "missing";
     PullOptions pull;
     bool rm = false, detach = false, read_only = false, timens = false, interactive = false, tty = false, privileged = false;
-    std::vector<std::string> env, env_files, volumes, tmpfs, uidmaps, gidmaps;
+    std::vector<std::string> env, env_files, volumes, tmpfs, uidmaps, gidmaps, publish;
     int stop_timeout = 10;
     int64_t boot_offset = 0;
 };
@@ -210,6 +211,19 @@ ContainerSpec build_spec(const RunFlags& f, std::vector<std::string> rest, const
     spec.rootless = geteuid() != 0;
     // So too whether a rootless run can have the limits it asks for (launcher/rootless.hpp).
     if (spec.rootless) rootless_cgroup_parent(build_resources(f.res), RootlessCgroupHost::current());
+    // So too the network flags (-p syntax, modes).
+    if (f.net == "none") spec.net = NetMode::None;
+    else if (f.net == "host") spec.net = NetMode::Host;
+    else if (f.net == "bridge") spec.net = NetMode::Bridge;
+    else if (f.net.rfind("container:", 0) == 0 && f.net.size() > 10) {
+        spec.net = NetMode::Container;
+        spec.net_container = f.net.substr(10);
+    }
+    else throw Error("unsupported --net \"" + f.net + "\": use none, host, bridge or container:ID|NAME");
+    spec.ports = parse_port_mappings(f.publish);
+    if (!spec.ports.empty() && spec.net != NetMode::Bridge) throw Error("-p/--publish needs --net bridge");
+    if (spec.rootless && (spec.net == NetMode::Bridge || spec.net == NetMode::Container))
+        throw Error("--net " + f.net + " needs root (rootless containers have --net none or host)");
     spec.id = new_container_id();
     spec.name = f.name;
     if (!f.name.empty()) {
@@ -274,10 +288,6 @@ ContainerSpec build_spec(const RunFlags& f, std::vector<std::string> rest, const
     spec.read_only_root = f.read_only;
     spec.remove_on_exit = f.rm;
     spec.stop_timeout_s = f.stop_timeout;
-
-    if (f.net == "none") spec.net = NetMode::None;
-    else if (f.net == "host") spec.net = NetMode::Host;
-    else throw Error("unsupported --net \"" + f.net + "\": use none or host");
 
     if (spec.rootless) {
         // Always a user namespace, from the caller's own ids and subordinate ranges; maps
@@ -389,7 +399,11 @@ int main_cli(int argc, char** argv) {
     run->add_option("--uidmap", f.uidmaps, "CONTAINER_UID:HOST_UID:COUNT (repeatable; user namespace)")->allow_extra_args(false);
     run->add_option("--gidmap", f.gidmaps, "CONTAINER_GID:HOST_GID:COUNT (repeatable; user namespace)")->allow_extra_args(false);
     run->add_option("--userns", f.userns, "host (default) or auto: a free 65536-id range (root only; rootless runs map /etc/subuid)");
-    run->add_option("--net,--network", f.net, "none (own network namespace, lo up; default) or host");
+    run->add_option("--net,--network", f.net,
+                    "none (own network namespace, lo up; default), host, bridge (veth on srl0; see network.json) "
+                    "or container:ID|NAME (another container's)");
+    run->add_option("-p,--publish", f.publish, "[HOSTIP:]HOSTPORT:CTRPORT[/tcp|udp] publish a port (host ip default 127.0.0.1; --net bridge)")
+        ->allow_extra_args(false);
     run->add_option("--stop-timeout", f.stop_timeout, "seconds from SIGTERM to SIGKILL (default 10)")
         ->check(CLI::NonNegativeNumber);
     run->add_option("--rootfs", f.rootfs, "run this directory as the root filesystem, no image");

@@ -1,5 +1,6 @@
 #include "launcher/container.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <net/if.h>
 #include <sched.h>
@@ -28,6 +29,8 @@
 #include "launcher/fd.hpp"
 #include "launcher/fd_passing.hpp"
 #include "launcher/idmap.hpp"
+#include "launcher/network.hpp"
+#include "launcher/port_proxy.hpp"
 #include "launcher/rootfs.hpp"
 #include "launcher/rootless.hpp"
 #include "launcher/srinit_config.hpp"
@@ -341,7 +344,8 @@ int launch(ContainerSpec& spec, const StorePaths& store, const LaunchMode& mode)
     state.auto_remove = spec.remove_on_exit;
     state.stop_timeout_s = spec.stop_timeout_s;
     state.monitor_pid = getpid();
-    state.network = {{"mode", spec.net == NetMode::None ? "none" : "host"}};
+    state.network = {{"mode", spec_to_json(spec)["linux"]["network"]}};
+    for (const auto& p : spec.ports) state.network["ports"].push_back(format_port_mapping(p));
 
     // -d: the container's output goes to a log (without -t straight from its stdio, so it
     // survives its monitor), and the monitor's own stderr too, so its last words are there.
@@ -359,6 +363,10 @@ int launch(ContainerSpec& spec, const StorePaths& store, const LaunchMode& mode)
         }
     }
     write_state(dir, state);
+
+    // Published ports are bound here, before the child exists; destroyed after the child is
+    // reaped and before the dir goes: veth, lease and proxy go with it (launcher/network.hpp).
+    ContainerNetwork network(spec, store, dir);
 
     // Created before the child exists, so it is in its cgroups before it execs anything;
     // declared before the child so the child is reaped before the cgroups are removed.
@@ -392,10 +400,11 @@ int launch(ContainerSpec& spec, const StorePaths& store, const LaunchMode& mode)
         write_time_offsets(spec.boot_offset_s);
     }
     long flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC;  // cgroup: see child_main
-    if (spec.net == NetMode::None) flags |= CLONE_NEWNET;
+    flags |= network.clone_flags();
     if (spec.user_namespace) flags |= CLONE_NEWUSER;
     // Raw clone with fork semantics: one call creates the child inside every namespace, so
     // it is PID 1 of its PID namespace and can mount that namespace's /proc itself.
+    auto joined = network.enter_for_clone();  // --net container:X: the child is born in X's netns
     pid_t pid = static_cast<pid_t>(syscall(SYS_clone, flags | SIGCHLD, nullptr, nullptr, nullptr, nullptr));
     if (pid < 0) throw_errno("create the container's namespaces");
     if (pid == 0) {
@@ -408,6 +417,7 @@ int launch(ContainerSpec& spec, const StorePaths& store, const LaunchMode& mode)
         ctx.console_size = size;
         child_main(ctx);
     }
+    joined.reset();
     ChildProcess child(pid);
     child_sock.reset();
     stdin_read.reset();
@@ -425,6 +435,7 @@ int launch(ContainerSpec& spec, const StorePaths& store, const LaunchMode& mode)
         userns = Fd(check(open(ns.c_str(), O_RDONLY | O_CLOEXEC), "open " + ns));
         if (spec.rootless) guard.remove_within(Fd(check(fcntl(userns.get(), F_DUPFD_CLOEXEC, 0), "dup userns")));
     }
+    network.attach(pid);  // --net bridge: veth, address, routes, /etc/hosts
     // Rootless, the child mounts the root itself: we have no CAP_SYS_ADMIN to do it here.
     Fd rootfs = spec.rootless ? Fd() : make_rootfs_mount(spec, dir, userns);
     send_fd(parent_sock.get(), rootfs.get());
@@ -432,6 +443,11 @@ int launch(ContainerSpec& spec, const StorePaths& store, const LaunchMode& mode)
     Fd console = wait_for_exec(parent_sock.get());
     parent_sock.reset();
     if (spec.process.terminal && !console) throw Error("the container's console did not arrive");
+    network.start();  // -p: forwarding from now on
+    if (auto address = network.address()) {
+        char text[INET_ADDRSTRLEN];
+        state.network["address"] = inet_ntop(AF_INET, &*address, text, sizeof text);
+    }
 
     state.status = ContainerState::Status::Running;
     state.started_ms = now_ms();

@@ -11,6 +11,7 @@
 #include "launcher/cgroup.hpp"
 #include "launcher/error.hpp"
 #include "launcher/idmap.hpp"
+#include "launcher/network.hpp"
 #include "launcher/rootless.hpp"
 
 #include <fstream>
@@ -100,6 +101,8 @@ void remove_container(const StorePaths& store, const ContainerRef& c, bool force
         cgroupfs::remove_dir(dir);
     }
     UsernsRanges(store.userns()).release(s.id);
+    // The veth and address of a container whose supervisor was killed.
+    if (s.network.value("mode", "") == "bridge") release_network(store, s.id);
     if (!s.name.empty()) {
         std::error_code ec;
         fs::path link = store.names() / s.name;

@@ -284,13 +284,14 @@ void enter_rootfs(const ContainerSpec& spec, Fd rootfs, const HostPaths& host) {
     const Fd& root = rootfs;
 
     do_mount("proc", fd_path(open_in_root(root, "/proc", true)), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC);
-    if (spec.net == NetMode::None || !spec.user_namespace) {
+    if (spec.net == NetMode::None || spec.net == NetMode::Bridge || !spec.user_namespace) {
         // Writable only with --privileged, as docker.
         do_mount("sysfs", fd_path(open_in_root(root, "/sys", true)), "sysfs",
                  MS_NOSUID | MS_NODEV | MS_NOEXEC | (spec.privileged ? 0 : MS_RDONLY));
     } else {
         // sysfs shows the network namespace of its mounter and a user namespace may only
-        // mount it for a netns it owns; with the host's network, borrow the host's /sys.
+        // mount it for a netns it owns; with the host's network (or another container's), borrow
+        // the host's /sys.
         bind_mount("/sys", root, "/sys", !spec.privileged, true, true);
     }
     mount_cgroups(root, !spec.privileged, spec.rootless);

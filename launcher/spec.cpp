@@ -25,6 +25,13 @@ nlohmann::json spec_to_json(const ContainerSpec& s) {
         if (r.minor >= 0) rule["minor"] = r.minor;
         device_rules.push_back(rule);
     }
+    static const char* const net_modes[] = {"none", "host", "bridge", "container"};
+    std::string network = net_modes[static_cast<int>(s.net)];
+    if (s.net == NetMode::Container) network += ":" + s.net_container;
+    json ports = json::array();
+    for (const auto& p : s.ports)
+        ports.push_back({{"hostIP", p.host_ip}, {"hostPort", p.host_port}, {"containerPort", p.container_port},
+                         {"protocol", p.proto == PortMapping::Proto::Tcp ? "tcp" : "udp"}});
     return {
         {"id", s.id},
         {"name", s.name},
@@ -42,7 +49,8 @@ nlohmann::json spec_to_json(const ContainerSpec& s) {
         {"hostname", s.hostname},
         {"mounts", mounts},
         {"linux",
-         {{"network", s.net == NetMode::None ? "none" : "host"},
+         {{"network", network},
+          {"ports", ports},
           {"userNamespace", s.user_namespace},
           {"uidMappings", maps(s.uid_mappings)},
           {"gidMappings", maps(s.gid_mappings)},

@@ -23,7 +23,18 @@ struct Mount {
     bool read_only = false;
 };
 
-enum class NetMode { None, Host };
+// --net: none (own namespace, lo only), host, bridge (veth on a host bridge, launcher/network.hpp),
+// container:ID|NAME (another container's namespace).
+enum class NetMode { None, Host, Bridge, Container };
+
+// -p [HOSTIP:]HOSTPORT:CTRPORT[/tcp|udp], parsed and served by launcher/port_proxy.hpp.
+struct PortMapping {
+    enum class Proto { Tcp, Udp };
+    std::string host_ip = "127.0.0.1";  // a dotted quad, validated
+    uint16_t host_port = 0, container_port = 0;
+    Proto proto = Proto::Tcp;
+    bool operator==(const PortMapping&) const = default;
+};
 
 // A device node given to the container (--device), and a block device limit.
 struct Device {
@@ -93,6 +104,8 @@ struct ContainerSpec {
 
     // Namespaces beyond the always-new pid, uts, ipc, mnt, cgroup.
     NetMode net = NetMode::None;
+    std::string net_container;         // --net container:ID|NAME
+    std::vector<PortMapping> ports;    // -p (bridge only)
     bool user_namespace = false;       // set when there are mappings
     std::vector<IdMapping> uid_mappings, gid_mappings;
     bool time_namespace = false;

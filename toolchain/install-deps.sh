@@ -15,12 +15,14 @@ packages=(
   libcurl4-openssl-dev  # pull: HTTP(S) transfers (headers; libcurl.so.4 is dlopen()ed)
   libyaml-cpp-dev       # pull: Alpine's latest-releases.yaml
   libseccomp-dev        # seccomp profiles compiled to BPF by the launcher (static libseccomp.a)
+  libmnl-dev            # netlink (bridge, veth, addresses, routes) for --net bridge; shared only, no libmnl.a
   uidmap                # rootless mode: newuidmap/newgidmap with /etc/subuid and /etc/subgid
   libzstd-dev liblz4-dev liblzma-dev libbz2-dev zlib1g-dev libacl1-dev nettle-dev libxml2-dev libicu-dev  # static libarchive deps
   # tests
   catch2                # unit and integration test framework
   busybox-static        # a libc-free root filesystem for srinit and container tests
   util-linux            # unshare, script
+  iproute2 nftables     # network tests: inspect links, a firewall inside a test's own netns
   coreutils procps file binutils
   python3 python3-jwt python3-cryptography   # loopback HTTP mirror and registry token issuer
   docker-registry skopeo umoci               # a real OCI registry on loopback, filled by skopeo

@@ -53,6 +53,9 @@ std::vector<pid_t> user_processes(uid_t uid) {
     for (const auto& e : fs::directory_iterator("/proc")) {
         std::string name = e.path().filename();
         if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+        // A zombie holds nothing: a -d container's monitor, once it exits, is init's to
+        // reap, and some inits (this CI's among them) take their time.
+        if (process_state(std::stoi(name)) == 'Z') continue;
         std::ifstream status(e.path() / "status");
         for (std::string line; std::getline(status, line);)
             if (line.rfind("Uid:", 0) == 0) {
@@ -188,9 +191,6 @@ public:
     void check_nothing_left() const {
         // srlaunch waits for its container; a moment for setpriv's own exit to be reaped.
         for (int i = 0; i < 50 && !user_processes(uid).empty(); ++i) std::this_thread::sleep_for(10ms);
-        std::string left;
-        for (pid_t p : user_processes(uid)) left += std::to_string(p) + " " + read_file("/proc/" + std::to_string(p) + "/stat") + "\n";
-        INFO(left);
         CHECK(user_processes(uid).empty());
         CHECK(read_file("/proc/self/mountinfo").find(home.path()) == std::string::npos);
         CHECK(user_cgroups(uid).empty());

@@ -292,9 +292,14 @@ std::vector<std::string> split_raw_words(std::string_view text) {
     std::string cur;
     bool in_word = false;
     char quote = 0;
+    int braces = 0;  // inside ${...}, where "${X:-a b}" is still one word
     for (std::size_t i = 0; i < text.size(); ++i) {
         const char c = text[i];
-        if (!quote && is_space(c)) {
+        if (quote != '\'') {
+            if (c == '$' && i + 1 < text.size() && text[i + 1] == '{') ++braces;
+            else if (c == '}' && braces > 0) --braces;
+        }
+        if (!quote && !braces && is_space(c)) {
             if (in_word) words.push_back(std::move(cur));
             cur.clear();
             in_word = false;

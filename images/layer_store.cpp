@@ -115,7 +115,14 @@ StoredLayer LayerStore::place(Pending&& pending, const TarDigests& d) {
     if (::rename(pending.dir_.path().c_str(), dest.c_str()) == 0) {
         pending.dir_.release();
     } else if (errno == EEXIST || errno == ENOTEMPTY) {
-        pending.dir_.remove();  // the same layer is there already: content addressed, so equal
+        // The same layer is there already (content addressed, so equal), perhaps loaded from an
+        // archive and so without the diff/ a build needs as a lower layer: it gets ours.
+        const fs::path diff = pending.diff(), theirs = dest / "diff";
+        std::error_code ec;
+        if (fs::is_directory(diff, ec) && !fs::exists(theirs, ec) && ::rename(diff.c_str(), theirs.c_str()) < 0 &&
+            errno != EEXIST && errno != ENOTEMPTY)
+            throw_errno("cannot store layer " + d.digest);
+        pending.dir_.remove();
     } else {
         throw_errno("cannot store layer " + d.digest);
     }

@@ -79,7 +79,12 @@ void hash_tree(Digester& sha, int parent, const std::string& name, const std::st
 }
 
 // Copies one source (its contents, for a directory, when top_name is empty) beneath dir_fd.
-void copy_tree(const Source& s, int dir_fd, const std::string& top_name, const CopyOptions& o) {
+// SafeWriter's root must be a real directory fd (it sets the mode and times of "./" entries).
+Fd writable(int dir_fd) { return reopen(dir_fd, O_RDONLY | O_DIRECTORY, "the destination directory"); }
+
+void copy_tree(const Source& s, int path_fd, const std::string& top_name, const CopyOptions& o) {
+    const Fd dir = writable(path_fd);
+    const int dir_fd = dir.get();
     ArchiveReader a(archive_read_disk_new());
     if (!a) throw Error("out of memory");
     // The top is our /proc/self/fd link to the resolved source: followed; nothing below is.
@@ -138,7 +143,9 @@ bool is_tar(const Source& s) {
     return a && archive_read_next_header(a.get(), &e) == ARCHIVE_OK;
 }
 
-void extract_tar(const Source& s, int dir_fd) {
+void extract_tar(const Source& s, int path_fd) {
+    const Fd dir = writable(path_fd);
+    const int dir_fd = dir.get();
     ArchiveReader a = open_tar(s);
     if (!a) throw Error("cannot read " + s.written + " as a tar archive");
     SafeWriter writer(dir_fd, SafeWriter::Mode::layer);

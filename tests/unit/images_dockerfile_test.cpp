@@ -117,6 +117,7 @@ TEST_CASE("dockerfile: quotes and escapes as Docker's word processing has them",
     CHECK_THAT(split_raw_words("a  \"b c\" d\\ e 'f g'"),
                Equals(std::vector<std::string>{"a", "\"b c\"", "d\\ e", "'f g'"}));
     CHECK_THAT(expand_words("$SP \"$SP\" x", lookup_in(kVars)), Equals(std::vector<std::string>{"a b", "a b", "x"}));
+    CHECK_THAT(split_raw_words("A=${B:-two words} C"), Equals(std::vector<std::string>{"A=${B:-two words}", "C"}));
 }
 
 TEST_CASE("dockerfile: ENV and LABEL pairs, new and old form", "[build]") {

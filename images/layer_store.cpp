@@ -185,6 +185,28 @@ StoredLayer image_rootfs_layer(LayerStore& layers, const Image& img, const std::
     return l;
 }
 
+std::optional<std::optional<std::string>> BuildCache::lookup(const std::string& key) const {
+    std::ifstream in(dir_ / (key + ".json"));
+    if (!in) return std::nullopt;
+    const json j = json::parse(in, nullptr, false);
+    if (!j.is_object() || !j.contains("layer")) return std::nullopt;
+    if (j["layer"].is_null()) return std::optional<std::string>();
+    if (!j["layer"].is_string()) return std::nullopt;
+    return std::optional<std::string>(j["layer"].get<std::string>());
+}
+
+void BuildCache::store(const std::string& key, const std::optional<std::string>& layer) const {
+    std::error_code ec;
+    fs::create_directories(dir_, ec);
+    const fs::path tmp = dir_ / ("." + key + "." + std::to_string(::getpid())), file = dir_ / (key + ".json");
+    {
+        std::ofstream out(tmp);
+        out << json{{"layer", layer ? json(*layer) : json(nullptr)}}.dump() << "\n";
+        if (!out) return;
+    }
+    if (::rename(tmp.c_str(), file.c_str()) < 0) ::unlink(tmp.c_str());
+}
+
 void link_tree(int src_fd, int dst_fd, const std::string& shown) {
     for (const std::string& name : list_directory(src_fd, shown)) {
         const std::string path = shown + "/" + name;

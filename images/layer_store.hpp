@@ -80,6 +80,21 @@ private:
 // pull replaces as a whole, so the note cannot outlive the tree it describes).
 StoredLayer image_rootfs_layer(LayerStore& layers, const Image& img, const std::optional<std::int64_t>& epoch);
 
+// The build cache: <store>/cache/build/<key>.json maps a step's key (a sha256 of everything its
+// result depends on, see launcher/build.cpp) to its layer's digest, or to null for a step that
+// changed no file. Entries are written to a temporary file and renamed, so a reader sees a whole
+// entry or none; one that cannot be written only costs the next build time.
+class BuildCache {
+public:
+    explicit BuildCache(std::filesystem::path dir) : dir_(std::move(dir)) {}
+    // nullopt: a miss; a null inner value: the step changed no file.
+    std::optional<std::optional<std::string>> lookup(const std::string& key) const;
+    void store(const std::string& key, const std::optional<std::string>& layer) const;
+
+private:
+    std::filesystem::path dir_;
+};
+
 // The tree at src_fd recreated at dst_fd (an empty directory on the same file system): its
 // directories made anew with the same mode, owner, times and xattrs, everything else hard-linked.
 // Safe for images because nothing ever writes an image's file in place: apply_layer() and the

@@ -71,37 +71,6 @@ void set_env(std::vector<std::string>& env, const std::string& key, const std::s
     env.push_back(key + "=" + value);
 }
 
-// <store>/cache/build/<sha256 of the key>: {"layer": digest or null}. Written to a temporary
-// file and renamed, so a reader sees a whole entry or none.
-class BuildCache {
-public:
-    explicit BuildCache(fs::path dir) : dir_(std::move(dir)) {}
-    // nullopt: a miss; a null inner value: the step changed no file.
-    std::optional<std::optional<std::string>> lookup(const std::string& key) const {
-        std::ifstream in(dir_ / (key + ".json"));
-        if (!in) return std::nullopt;
-        const json j = json::parse(in, nullptr, false);
-        if (!j.is_object() || !j.contains("layer")) return std::nullopt;
-        if (j["layer"].is_null()) return std::optional<std::string>();
-        if (!j["layer"].is_string()) return std::nullopt;
-        return std::optional<std::string>(j["layer"].get<std::string>());
-    }
-    void store(const std::string& key, const std::optional<std::string>& layer) const {
-        std::error_code ec;
-        fs::create_directories(dir_, ec);
-        const fs::path tmp = dir_ / ("." + key + "." + std::to_string(::getpid())), file = dir_ / (key + ".json");
-        {
-            std::ofstream out(tmp);
-            out << json{{"layer", layer ? json(*layer) : json(nullptr)}}.dump() << "\n";
-            if (!out) return;  // a cache that cannot be written only costs the next build time
-        }
-        if (::rename(tmp.c_str(), file.c_str()) < 0) ::unlink(tmp.c_str());
-    }
-
-private:
-    fs::path dir_;
-};
-
 class Builder {
 public:
     Builder(const BuildOptions& o, const StorePaths& p)

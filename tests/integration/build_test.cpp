@@ -151,7 +151,7 @@ TEST_CASE("build: the lab image runs as written, and history lists its steps", "
     CHECK(contains(lab_row, "build:" + ctx.path()));
 }
 
-TEST_CASE("build: a rebuild reuses every step; a changed file rebuilds from its COPY on", "[build]") {
+TEST_CASE("build: a rebuild reuses every step, and a changed file rebuilds from its COPY on", "[build]") {
     AlpineStore s;
     LabContext ctx;
     auto first = build(s, {"-t", "lab:1", ctx.path()});
@@ -182,7 +182,7 @@ TEST_CASE("build: a rebuild reuses every step; a changed file rebuilds from its 
     CHECK(trim(s.srl({"run", "--rm", "lab:1", "cat", "note.txt"}).out) == "lab notes");
 }
 
-TEST_CASE("build: save, rmi, load and run give the same content and digest; skopeo and umoci read it", "[build][save]") {
+TEST_CASE("build: save, rmi, load and run give the same content and digest, and skopeo and umoci read it", "[build][save]") {
     AlpineStore s;
     require_program("skopeo");
     require_program("umoci");
@@ -307,7 +307,7 @@ TEST_CASE("build: ARG, --build-arg and ENV substitution", "[build]") {
     CHECK(trim(s.srl({"run", "--rm", "args:2", "cat", "greeting"}).out) == "hello you from you");
 }
 
-TEST_CASE("build: ADD unpacks local tarballs safely; whiteouts and opaque directories become layers", "[build]") {
+TEST_CASE("build: ADD unpacks local tarballs safely, and whiteouts and opaque directories become layers", "[build]") {
     AlpineStore s;
     TempDir ctx, src;
     fs::create_directories(src / "tree/sub");

@@ -116,7 +116,7 @@ Image pull_from_alpine_mirror(PullContext& ctx, const std::string& reference) {
     meta.config.env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
     meta.source = file_url;
     meta.digest = digest;
-    meta.layers = {{digest, got.size}};
+    meta.layers = {{digest, got.size, {}, 0}};
     return staging.commit(meta);
 }
 

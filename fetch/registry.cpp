@@ -294,7 +294,7 @@ Image pull_manifest_image(PullContext& ctx, const std::string& reference) {
         LayerResult got = apply_streamed_layer(body, staging.rootfs_fd(), expect,
                                                [&](std::uint64_t n) { ctx.progress.advance(bar, n, size); });
         ctx.progress.finish(bar, "verified");
-        meta.layers.push_back({digest, got.size});
+        meta.layers.push_back({digest, got.size, {}, 0});
     }
 
     meta.ref = local;

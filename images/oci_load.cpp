@@ -6,6 +6,10 @@
 // staging tree. Every blob is checked against its digest before anything is unpacked from it,
 // and every layer's tar against its diff_id; the staging tree is discarded on any error.
 #include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
 
 #include <map>
 #include <nlohmann/json.hpp>
@@ -17,6 +21,7 @@
 #include "fetch/pull.hpp"
 #include "images/archive.hpp"
 #include "images/layer.hpp"
+#include "images/layer_store.hpp"
 #include "images/oci_archive.hpp"
 #include "launcher/error.hpp"
 
@@ -129,6 +134,9 @@ struct Plan {
     std::string digest;
     json config;
     std::vector<LayerPlan> layers;
+    // OCI archives: the manifest and config as they are, kept with the image when every layer
+    // is tar+gzip (then the layer blobs go to the layer store as they are too).
+    std::string manifest_text, config_text;
 };
 
 std::vector<std::string> diff_ids_of(const json& config, std::size_t layers, const std::string& what) {
@@ -167,7 +175,10 @@ Plan plan_oci(const ArchiveIndex& ix) {
     plan.digest = m.digest;
     const json manifest = ix.parse(m, "the manifest");
     if (!manifest.is_object()) throw Error(f + ": the manifest is not a JSON object");
-    plan.config = ix.parse(ix.blob(manifest.value("config", json::object()), "the image config"), "the image config");
+    const Entry& c = ix.blob(manifest.value("config", json::object()), "the image config");
+    plan.config = ix.parse(c, "the image config");
+    plan.manifest_text = *m.data;
+    plan.config_text = *c.data;
     const json& layers = manifest.value("layers", json::array());
     if (!layers.is_array() || layers.empty()) throw Error(f + ": the manifest lists no layers");
     const auto diff_ids = diff_ids_of(plan.config, layers.size(), f + ": the image config");
@@ -175,7 +186,7 @@ Plan plan_oci(const ArchiveIndex& ix) {
         const std::string what = "layer " + std::to_string(i + 1);
         const Entry& e = ix.blob(layers[i], what);
         plan.layers.push_back({"blobs/sha256/" + e.digest.substr(7), layer_compression(layers[i].value("mediaType", ""), f + ": " + what),
-                               diff_ids[i], {e.digest, e.size}});
+                               diff_ids[i], {e.digest, e.size, {}, 0}});
     }
     return plan;
 }
@@ -211,7 +222,7 @@ Plan plan_docker(const ArchiveIndex& ix) {
         const std::string what = "layer " + std::to_string(i + 1);
         const Entry& e = ix.get(name, what);
         check_named_digest(ix, name, e, what);
-        plan.layers.push_back({name, std::nullopt, diff_ids[i], {e.digest, e.size}});
+        plan.layers.push_back({name, std::nullopt, diff_ids[i], {e.digest, e.size, {}, 0}});
     }
     return plan;
 }
@@ -220,6 +231,7 @@ Plan plan_docker(const ArchiveIndex& ix) {
 // (sha256 = diff_id) -> tar. A failing callback returns -1 with the error set on its reader.
 struct EntrySource {
     archive* outer;
+    int copy_fd = -1;  // where the blob's bytes are kept as they pass, if anywhere
     Digester sha{Digester::Algorithm::sha256};
     std::unique_ptr<char[]> buf = std::make_unique<char[]>(kChunk);
     static la_ssize_t read(archive* a, void* self, const void** out) {
@@ -228,6 +240,15 @@ struct EntrySource {
         if (n < 0) {
             archive_set_error(a, EIO, "%s", message(s->outer).c_str());
             return -1;
+        }
+        for (la_ssize_t done = 0; s->copy_fd >= 0 && done < n;) {
+            const ssize_t w = ::write(s->copy_fd, s->buf.get() + done, static_cast<std::size_t>(n - done));
+            if (w < 0 && errno == EINTR) continue;
+            if (w < 0) {
+                archive_set_error(a, errno, "cannot keep the layer: %s", std::strerror(errno));
+                return -1;
+            }
+            done += w;
         }
         s->sha.update(s->buf.get(), static_cast<std::size_t>(n));
         *out = s->buf.get();
@@ -251,7 +272,8 @@ struct Decompressed {
     }
 };
 
-void apply_planned_layer(const fs::path& file, const LayerPlan& l, const std::string& what, int root_fd) {
+// Returns the regular file bytes the layer wrote. With copy_fd >= 0 the blob is copied there too.
+std::uint64_t apply_planned_layer(const fs::path& file, const LayerPlan& l, const std::string& what, int root_fd, int copy_fd) {
     ArchiveReader outer = open_archive(file);
     archive_entry* e = nullptr;
     for (;;) {
@@ -260,7 +282,7 @@ void apply_planned_layer(const fs::path& file, const LayerPlan& l, const std::st
         if (r < ARCHIVE_WARN) throw Error("cannot read " + file.string() + ": " + message(outer.get()));
         if (archive_entry_filetype(e) == AE_IFREG && normal_name(archive_entry_pathname(e) ? archive_entry_pathname(e) : "") == l.entry) break;
     }
-    EntrySource source{outer.get()};
+    EntrySource source{outer.get(), copy_fd};
     ArchiveReader raw(archive_read_new());
     if (l.compression.value_or(LayerCompression::gzip) == LayerCompression::gzip) archive_read_support_filter_gzip(raw.get());
     if (!l.compression || l.compression == LayerCompression::zstd) archive_read_support_filter_zstd(raw.get());
@@ -276,7 +298,7 @@ void apply_planned_layer(const fs::path& file, const LayerPlan& l, const std::st
     archive_read_support_format_tar(tar.get());
     if (archive_read_open2(tar.get(), &tar_bytes, nullptr, &Decompressed::read, nullptr, nullptr) != ARCHIVE_OK)
         throw Error(file.string() + ": cannot read " + what + ": " + message(tar.get()));
-    apply_layer(tar.get(), root_fd);
+    const UnpackStats stats = apply_layer(tar.get(), root_fd);
     // The padding after the tar's end blocks counts for the diff_id, and so does the rest of
     // the blob for its digest: both streams are read to their ends.
     const void* ignored;
@@ -286,12 +308,13 @@ void apply_planned_layer(const fs::path& file, const LayerPlan& l, const std::st
         throw Error(file.string() + ": " + what + " changed while it was being loaded (" + d + ")");
     if (const std::string d = tar_bytes.sha.digest(); d != l.diff_id)
         throw Error(file.string() + ": " + what + ": uncompressed digest is " + d + ", the image config says " + l.diff_id);
+    return stats.regular_bytes;
 }
 
 
 }  // namespace
 
-Image load_image(ImageStore& store, const fs::path& file, const std::string& name) {
+Image load_image(ImageStore& store, const fs::path& file, const std::string& name, LayerStore& layers) {
     if (!fs::exists(file)) throw Error("cannot load " + file.string(), ENOENT);
     if (!fs::is_regular_file(file)) throw Error("cannot load " + file.string() + ": not a file");
     const ArchiveIndex ix(file);
@@ -302,12 +325,36 @@ Image load_image(ImageStore& store, const fs::path& file, const std::string& nam
     if (!plan.ref && name.empty()) throw Error(file.string() + " names no image: give NAME[:TAG]");
     const ImageRef ref = plan.ref ? *plan.ref : ImageRef::parse(name);
 
+    const bool keep_layers = !plan.manifest_text.empty() &&
+                             std::all_of(plan.layers.begin(), plan.layers.end(),
+                                         [](const LayerPlan& l) { return l.compression == LayerCompression::gzip; });
+
     Fd lock = store.lock_reference(ref);
     ImageStore::Staging staging = store.stage(ref);
     Image meta;
+    // Kept layers are placed in the layer store only once every one of them has been verified.
+    std::vector<std::pair<LayerStore::Pending, TarDigests>> kept;
     for (std::size_t i = 0; i < plan.layers.size(); ++i) {
-        apply_planned_layer(file, plan.layers[i], "layer " + std::to_string(i + 1), staging.rootfs_fd());
-        meta.layers.push_back(plan.layers[i].record);
+        const LayerPlan& l = plan.layers[i];
+        std::optional<LayerStore::Pending> pending;
+        Fd copy;
+        if (keep_layers) {
+            pending.emplace(layers.begin());
+            copy = Fd(check(::open(pending->blob().c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644),
+                            "cannot create " + pending->blob().string()));
+        }
+        const std::uint64_t bytes = apply_planned_layer(file, l, "layer " + std::to_string(i + 1), staging.rootfs_fd(), copy.get());
+        meta.layers.push_back(l.record);
+        if (keep_layers) {
+            meta.layers.back().diff_id = l.diff_id;
+            meta.layers.back().content_bytes = bytes;
+            kept.emplace_back(std::move(*pending), TarDigests{l.record.digest, l.record.size, l.diff_id, bytes, 0});
+        }
+    }
+    for (auto& [pending, digests] : kept) layers.add_blob(std::move(pending), digests);
+    if (keep_layers) {
+        staging.write_file(kOciManifestFile, plan.manifest_text);
+        staging.write_file(kOciConfigFile, plan.config_text);
     }
     meta.ref = ref;
     meta.config = runtime_config(plan.config);

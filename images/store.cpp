@@ -82,7 +82,11 @@ void write_new_file(const fs::path& path, const std::string& content) {
 json to_json(const Image& img) {
     const ImageConfig& c = img.config;
     json layers = json::array();
-    for (const LayerRecord& l : img.layers) layers.push_back({{"digest", l.digest}, {"size", l.size}});
+    for (const LayerRecord& l : img.layers) {
+        json layer = {{"digest", l.digest}, {"size", l.size}};
+        if (!l.diff_id.empty()) layer.update({{"diff_id", l.diff_id}, {"content_size", l.content_bytes}});
+        layers.push_back(layer);
+    }
     return {{"name", img.ref.name},
             {"tag", img.ref.tag},
             {"created", img.created},
@@ -109,7 +113,8 @@ Image read_image(const ImageRef& ref, const fs::path& dir) {
         img.source = j.value("source", "");
         img.digest = j.value("digest", "");
         for (const json& l : j.value("layers", json::array()))
-            img.layers.push_back({l.at("digest").get<std::string>(), l.at("size").get<std::uint64_t>()});
+            img.layers.push_back({l.at("digest").get<std::string>(), l.at("size").get<std::uint64_t>(),
+                                  l.value("diff_id", ""), l.value("content_size", std::uint64_t{0})});
         const json& c = j.at("config");
         img.config.entrypoint = c.value("entrypoint", std::vector<std::string>{});
         img.config.cmd = c.value("cmd", std::vector<std::string>{});
@@ -174,7 +179,7 @@ std::vector<Image> ImageStore::list() const {
     return images;
 }
 
-ImageStore::OwnedDir::OwnedDir(const fs::path& store_root, const std::string& kind)
+OwnedDir::OwnedDir(const fs::path& store_root, const std::string& kind)
     : store_fd_(check(::open(store_root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC), "cannot open " + store_root.string())) {
     // A sweep may take the new directory for a dead process's between mkdtemp() and flock():
     // then it is gone once we hold the lock, and we make another.
@@ -197,7 +202,7 @@ ImageStore::OwnedDir::OwnedDir(const fs::path& store_root, const std::string& ki
     }
 }
 
-ImageStore::OwnedDir& ImageStore::OwnedDir::operator=(OwnedDir&& o) noexcept {
+OwnedDir& OwnedDir::operator=(OwnedDir&& o) noexcept {
     if (this != &o) {
         remove();
         store_fd_ = std::move(o.store_fd_);
@@ -208,7 +213,7 @@ ImageStore::OwnedDir& ImageStore::OwnedDir::operator=(OwnedDir&& o) noexcept {
     return *this;
 }
 
-void ImageStore::OwnedDir::remove() noexcept {
+void OwnedDir::remove() noexcept {
     if (!lock_) return;
     try {
         remove_tree_at(store_fd_.get(), name_, path_.string());
@@ -218,7 +223,7 @@ void ImageStore::OwnedDir::remove() noexcept {
     release();
 }
 
-void ImageStore::OwnedDir::release() noexcept {
+void OwnedDir::release() noexcept {
     lock_.reset();
     store_fd_.reset();
 }
@@ -258,6 +263,19 @@ Image ImageStore::Staging::commit(const Image& meta) {
     else
         dir_.release();
     return img;
+}
+
+void ImageStore::Staging::write_file(const std::string& name, const std::string& content) {
+    if (!dir_.owned()) throw Error("cannot add " + name + " to image " + ref_.str() + ": it was committed already");
+    if (name.empty() || name.find('/') != std::string::npos || name == kMetadata || name == "rootfs")
+        throw Error("cannot add " + name + " to image " + ref_.str() + ": not a name for a metadata file");
+    write_new_file(dir_.path() / name, content);
+}
+
+std::optional<std::string> read_image_file(const Image& img, const char* name) {
+    std::ifstream in(img.dir / name, std::ios::binary);
+    if (!in) return std::nullopt;
+    return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 ImageStore::Staging ImageStore::stage(const ImageRef& ref) {
@@ -356,11 +374,11 @@ Fd ImageStore::lock_reference(const ImageRef& ref) {
     return fd;
 }
 
-void ImageStore::sweep_stale() {
-    int raw = ::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+void sweep_stale_dirs(const fs::path& dir_path) {
+    int raw = ::open(dir_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (raw < 0 && errno == ENOENT) return;
-    const Fd root(check(raw, "cannot open " + root_.string()));
-    for (const std::string& name : list_directory(root.get(), root_.string())) {
+    const Fd root(check(raw, "cannot open " + dir_path.string()));
+    for (const std::string& name : list_directory(root.get(), dir_path.string())) {
         if (std::none_of(std::begin(kTempKinds), std::end(kTempKinds), [&](auto kind) { return name.starts_with(kind); }))
             continue;
         int fd = ::openat(root.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -374,7 +392,7 @@ void ImageStore::sweep_stale() {
             !same_file(locked, named))
             continue;
         try {
-            remove_tree_at(root.get(), name, (root_ / name).string());
+            remove_tree_at(root.get(), name, (dir_path / name).string());
         } catch (const Error&) {
             // Housekeeping must not stop an import or a pull; the next sweep tries again.
         }

@@ -29,6 +29,10 @@ struct ImageConfig {
 struct LayerRecord {  // compressed digest + size as pulled
     std::string digest;
     std::uint64_t size = 0;
+    // Known for layers kept in the layer store (built or loaded images): the uncompressed tar's
+    // digest and the layer's regular file bytes. "" and 0 otherwise.
+    std::string diff_id;
+    std::uint64_t content_bytes = 0;
 };
 
 struct Image {
@@ -45,32 +49,45 @@ struct Image {
     std::vector<LayerRecord> layers;
 };
 
+// Images whose layers are kept in the layer store (built, or loaded from an OCI archive) also
+// keep their OCI manifest and config, byte for byte, beside image.json: `save` writes them back
+// unchanged (so the digest stays the same) and `history` reads the config's history.
+constexpr const char* kOciManifestFile = "oci-manifest.json";
+constexpr const char* kOciConfigFile = "oci-config.json";
+// The file's content, or nullopt when the image has none.
+std::optional<std::string> read_image_file(const Image& img, const char* name);
+
+// A dot-directory owned by this process: made by mkdtemp and flocked until it is gone, so that
+// sweep_stale_dirs() leaves it alone while this process lives. The image store uses them for
+// images being built, removed or swapped out; the layer store for layers being made.
+class OwnedDir {
+public:
+    OwnedDir() = default;
+    OwnedDir(const std::filesystem::path& parent, const std::string& kind);  // <parent>/.<kind>-XXXXXX
+    OwnedDir(OwnedDir&& o) noexcept = default;
+    OwnedDir& operator=(OwnedDir&& o) noexcept;
+    ~OwnedDir() { remove(); }
+
+    const std::filesystem::path& path() const { return path_; }
+    int fd() const { return lock_.get(); }  // O_DIRECTORY, the one holding the flock
+    bool owned() const { return bool(lock_); }
+    // Removes the tree now at path() (ours, or what a rename swapped in) and lets go.
+    void remove() noexcept;
+    // Lets go without removing anything: the directory was renamed into place.
+    void release() noexcept;
+
+private:
+    Fd store_fd_;
+    std::string name_;
+    std::filesystem::path path_;
+    Fd lock_;
+};
+
+// Removes the .tmp-*, .rm-* and .old-* directories in `dir` that nobody holds a lock on (left
+// by killed processes). Best effort: what cannot be removed now is left for the next sweep.
+void sweep_stale_dirs(const std::filesystem::path& dir);
+
 class ImageStore {
-    // A dot-directory in the store owned by this process: made by mkdtemp and flocked until
-    // it is gone, so that sweep_stale() leaves it alone while this process lives.
-    class OwnedDir {
-    public:
-        OwnedDir() = default;
-        OwnedDir(const std::filesystem::path& store_root, const std::string& kind);  // .<kind>-XXXXXX
-        OwnedDir(OwnedDir&& o) noexcept = default;
-        OwnedDir& operator=(OwnedDir&& o) noexcept;
-        ~OwnedDir() { remove(); }
-
-        const std::filesystem::path& path() const { return path_; }
-        int fd() const { return lock_.get(); }  // O_DIRECTORY, the one holding the flock
-        bool owned() const { return bool(lock_); }
-        // Removes the tree now at path() (ours, or what a rename swapped in) and lets go.
-        void remove() noexcept;
-        // Lets go without removing anything: the directory was renamed into place.
-        void release() noexcept;
-
-    private:
-        Fd store_fd_;
-        std::string name_;
-        std::filesystem::path path_;
-        Fd lock_;
-    };
-
 public:
     explicit ImageStore(std::filesystem::path images_root);  // created on demand
 
@@ -88,6 +105,8 @@ public:
     void remove(const ImageRef& ref);
 
     const std::filesystem::path& root() const { return root_; }
+    // The layer store beside the images: <store>/layers (images_root is always <store>/images).
+    std::filesystem::path layers_root() const { return root_.parent_path() / "layers"; }
 
     // A hidden, private temporary image in the store. commit() makes it NAME:TAG atomically
     // (replacing an existing one in one step, exactly as import() does); if the Staging is
@@ -105,6 +124,8 @@ public:
         // syncs, renames in. meta.ref must equal the staged ref; dir and rootfs are filled in.
         // Once only: the Staging is empty afterwards.
         Image commit(const Image& meta);
+        // Adds a file beside image.json (e.g. kOciConfigFile), before commit().
+        void write_file(const std::string& name, const std::string& content);
 
     private:
         friend class ImageStore;
@@ -123,10 +144,8 @@ public:
     // is destroyed.
     Fd lock_reference(const ImageRef& ref);
 
-    // Removes temporary dirs (.tmp-*, .rm-*, .old-*) left behind by killed srlaunch processes,
-    // i.e. those nobody holds a lock on. Called at the start of stage() and import(). Best
-    // effort: what cannot be removed now is left for the next sweep.
-    void sweep_stale();
+    // sweep_stale_dirs() of the image store. Called at the start of stage() and import().
+    void sweep_stale() { sweep_stale_dirs(root_); }
 
 private:
     std::filesystem::path dir_of(const ImageRef& ref) const;

@@ -358,9 +358,8 @@ ContainerSpec build_spec(const RunFlags& f, std::vector<std::string> rest, const
     spec.time_namespace = f.timens || f.boot_offset != 0;
     spec.boot_offset_s = f.boot_offset;
     if (!spec.privileged) {  // --privileged sees /proc as the host's root does
-        spec.masked_paths = {"/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug",
-                             "/proc/scsi", "/proc/acpi", "/sys/firmware", "/proc/latency_stats"};
-        spec.readonly_paths = {"/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs"};
+        spec.masked_paths = default_masked_paths();
+        spec.readonly_paths = default_readonly_paths();
     }
     // Compiled last, against the final capabilities (the default profile allows more to a
     // container granted CAP_SYS_ADMIN, CAP_SYS_PTRACE...). --privileged runs unfiltered, as

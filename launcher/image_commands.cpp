@@ -1,11 +1,13 @@
 #include "launcher/image_commands.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "images/layer_store.hpp"
 #include "images/oci_archive.hpp"
 #include "launcher/error.hpp"
 #include "launcher/units.hpp"
@@ -36,6 +38,13 @@ bool image_in_use(const StorePaths& paths, const ImageRef& ref) {
 
 std::string short_digest(const std::string& d) { return d.empty() ? "-" : d.substr(0, std::min<std::size_t>(d.size(), 19)); }
 
+// The LAYERS column: each layer's size as stored and saved (compressed), bottom first.
+std::string layer_sizes(const Image& img) {
+    std::string out;
+    for (const auto& l : img.layers) out += (out.empty() ? "" : " ") + human_size(l.size);
+    return out.empty() ? "-" : out;
+}
+
 }  // namespace
 
 void add_source_options(CLI::App* cmd, PullOptions& o) {
@@ -45,7 +54,7 @@ void add_source_options(CLI::App* cmd, PullOptions& o) {
     cmd->add_option("--tls-verify", o.tls_verify, "verify registries' TLS certificates (default true)")->group(g);
 }
 
-ImageCommands::ImageCommands(CLI::App& app) {
+ImageCommands::ImageCommands(CLI::App& app) : build_(app) {
     pull_ = app.add_subcommand("pull", "pull an image from the Alpine mirror or an OCI registry");
     pull_->add_option("REFERENCE", pull_ref_, "alpine[:latest|edge|X.Y], or [REGISTRY/]NAME[:TAG|@sha256:DIGEST]")->required();
     pull_->add_flag("-q,--quiet", pull_opts_.quiet, "print only the image name");
@@ -83,11 +92,15 @@ std::optional<int> ImageCommands::dispatch(const StorePaths& paths) {
         return 0;
     }
     if (*images_) {
-        std::printf("%-30s %-16s %8s  %-19s  %-19s  %s\n", "NAME", "TAG", "SIZE", "CREATED", "DIGEST", "SOURCE");
-        for (const auto& img : store.list())
-            std::printf("%-30s %-16s %8s  %-19s  %-19s  %s\n", img.ref.name.c_str(), img.ref.tag.c_str(),
+        const auto images = store.list();
+        int width = 6;
+        for (const auto& img : images) width = std::max(width, static_cast<int>(layer_sizes(img).size()));
+        std::printf("%-30s %-16s %8s  %-19s  %-19s  %-*s  %s\n", "NAME", "TAG", "SIZE", "CREATED", "DIGEST", width, "LAYERS", "SOURCE");
+        for (const auto& img : images)
+            std::printf("%-30s %-16s %8s  %-19s  %-19s  %-*s  %s\n", img.ref.name.c_str(), img.ref.tag.c_str(),
                         human_size(img.size_bytes).c_str(), format_time(img.created).c_str(),
-                        short_digest(img.digest).c_str(), img.source.empty() ? "-" : img.source.c_str());
+                        short_digest(img.digest).c_str(), width, layer_sizes(img).c_str(),
+                        img.source.empty() ? "-" : img.source.c_str());
         return 0;
     }
     if (*rmi_) {
@@ -102,15 +115,17 @@ std::optional<int> ImageCommands::dispatch(const StorePaths& paths) {
     }
     if (*save_) {
         Image img = store.get(local_name(save_image_));
-        save_image(img, save_output_, save_format_ == "rootfs" ? SaveFormat::rootfs : SaveFormat::oci);
+        save_image(img, save_output_, save_format_ == "rootfs" ? SaveFormat::rootfs : SaveFormat::oci,
+                   LayerStore(store.layers_root()));
         return 0;
     }
     if (*load_) {
-        Image img = load_image(store, load_input_, load_name_);
+        LayerStore layers(store.layers_root());
+        Image img = load_image(store, load_input_, load_name_, layers);
         std::printf("Loaded image: %s\n", img.ref.str().c_str());
         return 0;
     }
-    return std::nullopt;
+    return build_.dispatch(paths);
 }
 
 Image image_for_run(const StorePaths& paths, const std::string& reference, const PullOptions& opts,

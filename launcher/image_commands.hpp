@@ -1,4 +1,5 @@
-// The image commands of the command line (pull, import, images, rmi, save, load) and the image lookup
+// The image commands of the command line (pull, import, images, rmi, save, load, and through
+// BuildCommands build and history) and the image lookup
 // of `run`, which pulls what is missing, as `docker run` does.
 #pragma once
 
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "fetch/pull.hpp"
+#include "launcher/build_command.hpp"
 #include "launcher/container.hpp"
 
 namespace srl {
@@ -27,6 +29,7 @@ private:
     std::string pull_ref_, import_source_, import_target_;
     std::vector<std::string> rmi_refs_;
     std::string save_image_, save_output_, save_format_ = "oci", load_input_, load_name_;
+    BuildCommands build_;
 };
 
 // The image `run` starts from: from the store, pulled first when missing ("missing", the

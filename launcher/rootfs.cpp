@@ -250,15 +250,27 @@ Fd make_rootfs_mount(const ContainerSpec& spec, const fs::path& container_dir, c
     if (spec.rootfs_is_plain_dir) return idmapped(spec.image_rootfs);
 
     Fd lower = idmapped(spec.image_rootfs);
+    // A build step's layers so far go over the image, top-most first, as overlayfs lists them.
+    std::vector<Fd> extra;
+    std::string lowerdir;
+    for (const auto& dir : spec.extra_lowers) {
+        extra.push_back(idmapped(dir));
+        lowerdir += fd_path(extra.back()) + ":";
+    }
+    lowerdir += fd_path(lower);
     fs::path upper = container_dir / "upper", work = container_dir / "work";
     Fd fsfd(check(fsopen("overlay", FSOPEN_CLOEXEC), "fsopen overlay"));
     auto set = [&](const char* key, const std::string& value) {
         if (fsconfig(fsfd.get(), FSCONFIG_SET_STRING, key, value.c_str(), 0) < 0)
             throw_errno(std::string("overlay option ") + key + "=" + value);
     };
-    set("lowerdir", fd_path(lower));
+    set("lowerdir", lowerdir);
     set("upperdir", upper.string());
     set("workdir", work.string());
+    if (spec.diff_upper) {
+        set("redirect_dir", "off");
+        set("metacopy", "off");
+    }
     if (fsconfig(fsfd.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) < 0)
         throw_errno("create overlay over " + spec.image_rootfs.string());
     // Read-only comes last, in enter_rootfs: mount points must be created first.

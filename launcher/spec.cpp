@@ -4,6 +4,17 @@
 
 namespace srl {
 
+const std::vector<std::string>& default_masked_paths() {
+    static const std::vector<std::string> paths{"/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug",
+                                                "/proc/scsi", "/proc/acpi", "/sys/firmware", "/proc/latency_stats"};
+    return paths;
+}
+
+const std::vector<std::string>& default_readonly_paths() {
+    static const std::vector<std::string> paths{"/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs"};
+    return paths;
+}
+
 nlohmann::json spec_to_json(const ContainerSpec& s) {
     using nlohmann::json;
     json mounts = json::array();
@@ -45,7 +56,8 @@ nlohmann::json spec_to_json(const ContainerSpec& s) {
           {"open_stdin", s.process.open_stdin},
           {"capabilities", s.process.capabilities},
           {"noNewPrivileges", s.process.no_new_privileges}}},
-        {"root", {{"path", s.image_rootfs.string()}, {"readonly", s.read_only_root}, {"overlay", !s.rootfs_is_plain_dir}}},
+        {"root", {{"path", s.image_rootfs.string()}, {"readonly", s.read_only_root}, {"overlay", !s.rootfs_is_plain_dir},
+                  {"extraLowers", s.extra_lowers}}},
         {"hostname", s.hostname},
         {"mounts", mounts},
         {"linux",

@@ -97,6 +97,12 @@ struct ContainerSpec {
     std::string name;
     std::string image;                 // NAME:TAG, or empty with --rootfs
     std::filesystem::path image_rootfs;  // lower layer (or the --rootfs directory itself)
+    // More read-only layers stacked over image_rootfs, top-most first: the layers a `build` has
+    // made so far (overlayfs-form diff directories), under the step's own writable layer.
+    std::vector<std::filesystem::path> extra_lowers;
+    // The writable layer will be read as a layer diff (`build`): overlayfs must not write
+    // metadata-only entries (redirect_dir, metacopy), so both are turned off for this mount.
+    bool diff_upper = false;
     bool rootfs_is_plain_dir = false;    // --rootfs: used directly, no overlay
     bool read_only_root = false;
     std::string hostname;
@@ -122,6 +128,10 @@ struct ContainerSpec {
     std::string seccomp_bpf;           // the filter srinit installs (raw struct sock_filter[]); empty: unconfined
     bool rootless = false;             // started by a user other than root: user namespace via newuidmap
 };
+
+// Docker's default masked and read-only /proc and /sys paths, for `run` and `build` alike.
+const std::vector<std::string>& default_masked_paths();
+const std::vector<std::string>& default_readonly_paths();
 
 // The spec as JSON (OCI-config-like), kept in the container's dir for inspection.
 nlohmann::json spec_to_json(const ContainerSpec& spec);

@@ -102,7 +102,7 @@ TEST_CASE("images: a committed staging is the image, its metadata round-tripping
     meta.size_bytes = 5;
     meta.source = "127.0.0.1:5000/lab/os:1";
     meta.digest = "sha256:" + std::string(64, 'a');
-    meta.layers = {{"sha256:" + std::string(64, 'b'), 123}, {"sha256:" + std::string(64, 'c'), 1ull << 40}};
+    meta.layers = {{"sha256:" + std::string(64, 'b'), 123, {}, 0}, {"sha256:" + std::string(64, 'c'), 1ull << 40, {}, 0}};
     meta.config.entrypoint = {"/bin/sh", "-c"};
     meta.config.cmd = {"echo hi"};
     meta.config.env = {"PATH=/bin", "A=b"};

@@ -216,44 +216,6 @@ TEST_CASE("run -i: pipes pass straight through", "[lifecycle]") {
     CHECK(closed.out == "0\n");
 }
 
-TEST_CASE("load: 50 detached containers at once, listed, stopped, removed, nothing left", "[lifecycle][load]") {
-    AlpineStore s;
-    constexpr int kCount = 50;
-    std::vector<std::unique_ptr<Child>> starts;
-    for (int i = 0; i < kCount; ++i)
-        starts.push_back(std::make_unique<Child>(
-            s.argv({"run", "-d", "--name", "load" + std::to_string(i), "-m", "32m", "alpine:3.20", "sleep", "600"})));
-    std::vector<std::string> ids;
-    for (auto& c : starts) {
-        int status = c->wait(120s);
-        INFO(c->err());
-        CHECK(status == 0);
-        ids.push_back(trim(c->out()));
-    }
-    auto ps = s.srl({"ps", "--format", "json"});
-    size_t listed = 0;
-    std::istringstream rows(ps.out);
-    std::vector<pid_t> monitors;
-    for (std::string line; std::getline(rows, line);) {
-        json row = json::parse(line);
-        if (row["Status"] == "running") ++listed;
-    }
-    CHECK(listed == kCount);
-    for (const auto& id : ids) monitors.push_back(inspect(s, id)["State"]["MonitorPid"]);
-    std::vector<std::string> stop{"stop", "-t", "1"};
-    stop.insert(stop.end(), ids.begin(), ids.end());
-    auto stopped = s.srl(stop);
-    INFO(stopped.err);
-    CHECK(stopped.status == 0);
-    std::vector<std::string> rm{"rm"};
-    rm.insert(rm.end(), ids.begin(), ids.end());
-    CHECK(s.srl(rm).status == 0);
-    for (const auto& id : ids) check_nothing_left(s, id);
-    for (pid_t m : monitors) CHECK(!process_alive(m));
-    CHECK(count_entries(s.path("containers")) == 0);
-    CHECK(count_entries(s.path("names")) == 0);
-}
-
 TEST_CASE("run -d: an OOM kill is recorded, shown by ps and told in the log", "[lifecycle]") {
     AlpineStore s;
     std::string mount = helper_path("memhog") + ":/memhog:ro";

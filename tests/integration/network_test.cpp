@@ -491,3 +491,96 @@ TEST_CASE("netlink: every operation, in network namespaces the test made", "[net
     CHECK_FALSE(in_b.link("vb"));  // a veth's peer goes with it
     CHECK_THROWS_WITH(in_a.set_master("nope", "br0"), "no network interface nope: No such device");
 }
+
+namespace {
+// `run -d ARGS...` on the bridge: the id it printed.
+// `run -d --net bridge FLAGS... alpine:3.20 CMD...`, kept after it ends (no --rm).
+std::vector<std::string> detached_argv(const BridgeNet& b, std::vector<std::string> flags, const std::vector<std::string>& cmd) {
+    flags.insert(flags.begin(), {"run", "-d", "--net", "bridge"});
+    flags.emplace_back("alpine:3.20");
+    flags.insert(flags.end(), cmd.begin(), cmd.end());
+    return b.s.argv(flags);
+}
+std::string detach_on(const BridgeNet& b, std::vector<std::string> flags, std::vector<std::string> cmd) {
+    auto r = run(detached_argv(b, flags, cmd));
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    return r.out.substr(0, r.out.find('\n'));
+}
+bool gone(pid_t pid) { return kill(pid, 0) < 0 || process_state(pid) == 'Z'; }
+}  // namespace
+
+TEST_CASE("run -d -p: the monitor publishes the port for the container's lifetime; ps and inspect show it", "[net][lifecycle]") {
+    BridgeNet b;
+    REQUIRE(port_free(18082));
+    std::string busybox = run({"sh", "-c", "command -v busybox"}).out;
+    busybox = busybox.substr(0, busybox.find('\n'));
+    TempDir www;
+    write_file(www / "index.html", "hello-detached\n");
+    std::string id = detach_on(b, {"--name", "web", "-p", "18082:80", "-v", busybox + ":/busybox:ro", "-v", www.path() + ":/www:ro"},
+                               {"/busybox", "httpd", "-f", "-p", "80", "-h", "/www"});
+    CHECK(tcp_exchange("127.0.0.1", 18082, "GET / HTTP/1.0\r\n\r\n").find("hello-detached") != std::string::npos);
+    CHECK(b.s.srl({"ps"}).out.find("127.0.0.1:18082->80/tcp") != std::string::npos);
+    json info = json::parse(b.s.srl({"inspect", "web"}).out).at(0);
+    CHECK(info["NetworkSettings"]["mode"] == "bridge");
+    CHECK(info["NetworkSettings"]["address"].get<std::string>().rfind(b.net, 0) == 0);
+    REQUIRE(b.s.srl({"stop", "web"}).status == 0);
+    CHECK(port_free(18082));
+    auto removed = b.s.srl({"rm", "web"});
+    INFO(removed.err);
+    REQUIRE(removed.status == 0);
+    b.expect_clean();
+}
+
+TEST_CASE("load: 50 detached containers at once on the bridge, listed, stopped, removed, nothing left", "[net][lifecycle][load]") {
+    BridgeNet b;
+    constexpr int kCount = 50;
+    std::vector<std::unique_ptr<Child>> starts;
+    for (int i = 0; i < kCount; ++i)
+        starts.push_back(std::make_unique<Child>(
+            detached_argv(b, {"--name", "load" + std::to_string(i), "-m", "32m"}, {"sleep", "600"})));
+    std::vector<std::string> ids;
+    for (auto& c : starts) {
+        int status = c->wait(180s);
+        INFO(c->err());
+        CHECK(status == 0);
+        ids.push_back(c->out().substr(0, c->out().find('\n')));
+    }
+    auto ps = b.s.srl({"ps", "--format", "json"});
+    std::set<std::string> addresses;
+    size_t running = 0;
+    std::istringstream rows(ps.out);
+    for (std::string line; std::getline(rows, line);)
+        if (json::parse(line)["Status"] == "running") ++running;
+    CHECK(running == kCount);
+    std::vector<pid_t> monitors, inits;
+    for (const auto& id : ids) {
+        json info = json::parse(b.s.srl({"inspect", id}).out).at(0);
+        monitors.push_back(info["State"]["MonitorPid"]);
+        inits.push_back(info["State"]["Pid"]);
+        addresses.insert(info["NetworkSettings"].value("address", ""));
+    }
+    CHECK(addresses.size() == kCount);  // no two share one
+    CHECK(b.leases().size() == kCount);
+    std::vector<std::string> stop{"stop", "-t", "1"};
+    stop.insert(stop.end(), ids.begin(), ids.end());
+    auto stopped = b.s.srl(stop);
+    INFO(stopped.err);
+    CHECK(stopped.status == 0);
+    std::vector<std::string> rm{"rm"};
+    rm.insert(rm.end(), ids.begin(), ids.end());
+    auto removed = b.s.srl(rm);
+    INFO(removed.err);
+    CHECK(removed.status == 0);
+    for (pid_t p : monitors) CHECK(gone(p));
+    for (pid_t p : inits) CHECK(gone(p));
+    std::string cgroups = run({"find", "/sys/fs/cgroup", "-type", "d", "-path", "*/srlaunch/*"}).out;
+    for (const auto& id : ids) CHECK(cgroups.find(id) == std::string::npos);
+    std::string mounts = read_file("/proc/self/mountinfo");
+    for (const auto& id : ids) CHECK(mounts.find(id) == std::string::npos);
+    // Of the subnet, the host holds the bridge's gateway address alone.
+    std::string host_addresses = run({"ip", "-o", "-4", "addr", "show"}).out;
+    for (const auto& a : addresses) CHECK(host_addresses.find(a + "/") == std::string::npos);
+    CHECK(count_entries(b.s.path("names")) == 0);
+    b.expect_clean();
+}

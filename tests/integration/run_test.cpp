@@ -149,7 +149,7 @@ TEST_CASE("the container has its own /proc, /sys, /dev and masked paths", "[run]
     CHECK(echo.out == "4\n");
 }
 
-TEST_CASE("overlay: writes stay in the container; --read-only refuses them", "[run]") {
+TEST_CASE("overlay: writes stay in the container, --read-only refuses them", "[run]") {
     Store s;
     auto w = s.in_alpine({}, {"sh", "-c", "echo mine > /etc/newfile && rm /etc/alpine-release && cat /etc/newfile"});
     CHECK(w.out == "mine\n");

@@ -66,7 +66,7 @@ TEST_CASE("cgroup v2: limits land in the files the kernel reads", "[unit][cgroup
     CHECK(s.io_write_ops == 2);
 }
 
-TEST_CASE("cgroup v2: no limits still enables controllers for stats; none unavailable", "[unit][cgroup]") {
+TEST_CASE("cgroup v2: no limits still enables controllers for stats, none unavailable", "[unit][cgroup]") {
     FakeTree t;
     std::ofstream(t.root / "parent/cgroup.controllers") << "memory pids\n";
     std::ofstream(t.root / "parent/cgroup.subtree_control") << "memory pids\n";  // already on: no write

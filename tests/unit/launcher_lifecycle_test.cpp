@@ -10,7 +10,7 @@
 
 using namespace srl;
 
-TEST_CASE("Ctrl-P Ctrl-Q detaches, also split across reads; a lone Ctrl-P passes", "[unit][lifecycle]") {
+TEST_CASE("Ctrl-P Ctrl-Q detaches, also split across reads, a lone Ctrl-P passes", "[unit][lifecycle]") {
     DetachKeys keys;
     bool detached = false;
     std::string out;

@@ -59,7 +59,7 @@ std::string slurp(const fs::path& p) {
 
 }  // namespace
 
-TEST_CASE("-p: HOSTPORT:CTRPORT with the host address and protocol optional", "[network]") {
+TEST_CASE("publish -p: HOSTPORT:CTRPORT with the host address and protocol optional", "[network]") {
     PortMapping p = parse_port_mapping("18080:80");
     CHECK(p.host_ip == "127.0.0.1");
     CHECK(p.host_port == 18080);
@@ -74,7 +74,7 @@ TEST_CASE("-p: HOSTPORT:CTRPORT with the host address and protocol optional", "[
     CHECK(format_port_mapping(parse_port_mapping("8080:80/udp")) == "127.0.0.1:8080->80/udp");
 }
 
-TEST_CASE("-p: every malformed mapping is refused with a one-line reason", "[network]") {
+TEST_CASE("publish -p: every malformed mapping is refused with a one-line reason", "[network]") {
     CHECK(error_of("80") == "invalid -p \"80\": expected [HOSTIP:]HOSTPORT:CTRPORT[/tcp|udp] (a host port is required)");
     CHECK(error_of("70000:80") == "invalid -p \"70000:80\": port 70000 is not between 1 and 65535");
     CHECK(error_of("0:80") == "invalid -p \"0:80\": port 0 is not between 1 and 65535");
@@ -90,7 +90,7 @@ TEST_CASE("-p: every malformed mapping is refused with a one-line reason", "[net
     for (const auto& s : {"80:", "a:b:c", "80:80/", "-1:80", "+80:80"}) CHECK(error_of(s) != "");
 }
 
-TEST_CASE("-p: one host port cannot be published twice", "[network]") {
+TEST_CASE("publish -p: one host port cannot be published twice", "[network]") {
     CHECK(parse_port_mappings({"8080:80", "8080:80/udp", "127.0.0.2:8080:81"}).size() == 3);
     CHECK_THROWS_WITH(parse_port_mappings({"8080:80", "8080:81"}),
                       "-p \"8080:80\" and -p \"8080:81\" both publish host port 8080/tcp");
@@ -370,7 +370,7 @@ TEST_CASE("port proxy: a refused connection to the container closes the client",
     CHECK(read(c.get(), &b, 1) <= 0);
 }
 
-TEST_CASE("port proxy: UDP answers go back to each client; idle flows expire", "[network]") {
+TEST_CASE("port proxy: UDP answers go back to each client, idle flows expire", "[network]") {
     Fd server(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
     sockaddr_in a{};
     a.sin_family = AF_INET;

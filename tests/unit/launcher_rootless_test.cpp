@@ -97,7 +97,7 @@ struct FakeCgroupTree {
 };
 }  // namespace
 
-TEST_CASE("rootless: no resource flags, no cgroup; v1 and hybrid hosts refuse limits", "[unit][rootless]") {
+TEST_CASE("rootless: no resource flags, no cgroup, v1 and hybrid hosts refuse limits", "[unit][rootless]") {
     FakeCgroupTree t;
     Resources none;
     CHECK(!rootless_cgroup_parent(none, t.host(CgroupLayout::V1, getuid())));

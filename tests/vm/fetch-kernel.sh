@@ -35,20 +35,27 @@ if [[ -z $pkg ]]; then
     if [[ -z $pkg ]]; then
         # No apt lists (or no network): any kernel fetched before will do.
         for done_file in "$cache"/*/.complete; do
-            [[ -e $done_file ]] && { dirname "$done_file"; exit 0; }
+            [[ -e $done_file ]] && found "$(dirname "$done_file")"
         done
         die "cannot tell which kernel package to use (apt-cache knows no linux-image-amd64; run apt-get update)"
     fi
 fi
 
+# The kernel chosen, also for `run-in-vm.sh --offline`: $cache/current.
+found() {
+    ln -sfn "$(basename "$1")" "$cache/current"
+    echo "$1"
+    exit 0
+}
+
 version=$(apt-cache show --no-all-versions "$pkg" 2>/dev/null | sed -n 's/^Version: //p' | head -1)
 if [[ -n $version ]]; then
     dir="$cache/${pkg}_${version}"
-    [[ -e $dir/.complete ]] && { echo "$dir"; exit 0; }
+    [[ -e $dir/.complete ]] && found "$dir"
 else
     # Known by name only from an earlier fetch.
     for done_file in "$cache/${pkg}"_*/.complete; do
-        [[ -e $done_file ]] && { dirname "$done_file"; exit 0; }
+        [[ -e $done_file ]] && found "$(dirname "$done_file")"
     done
 fi
 
@@ -64,7 +71,7 @@ deb=$(echo "$work"/*.deb)
 [[ -f $deb ]] || die "apt-get download $pkg produced no .deb"
 version=$(dpkg-deb -f "$deb" Version)
 dir="$cache/${pkg}_${version}"
-[[ -e $dir/.complete ]] && { echo "$dir"; exit 0; }
+[[ -e $dir/.complete ]] && found "$dir"
 
 # Only the parts that can hold what the guest loads: the whole package unpacks to ~400 MB,
 # mostly hardware drivers.
@@ -128,4 +135,4 @@ rm -rf "$dir"
 mv "$out" "$dir"
 touch "$dir/.complete"
 echo "fetch-kernel: $pkg $version ($release) in $dir" >&2
-echo "$dir"
+found "$dir"

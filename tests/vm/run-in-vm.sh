@@ -13,6 +13,8 @@
 #                     ~/.cache/srlaunch-vm)
 #     --timeout SECS  end the guest after SECS seconds (default 1800)
 #     --console FILE  keep the guest's kernel console log in FILE
+#     --offline       use the kernel fetched last into the cache (no apt look-up)
+#     --prepare       only fetch the kernel and build the initramfs; no command
 #
 # The guest: Debian's stock kernel (fetch-kernel.sh; a different package with
 # $SRLAUNCH_VM_KERNEL), busybox and the modules in an initramfs (mkinitramfs.sh), PID 1
@@ -35,7 +37,7 @@ missing() {
     exit 77
 }
 
-cpus=2 mem=2G timeout_s=1800 console="" cache=${SRLAUNCH_VM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/srlaunch-vm}
+cpus=2 mem=2G timeout_s=1800 console="" offline=false prepare=false cache=${SRLAUNCH_VM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/srlaunch-vm}
 rw=() envs=(CI)
 while (($#)); do
     case $1 in
@@ -46,11 +48,13 @@ while (($#)); do
         --cache) cache=$2; shift 2 ;;
         --timeout) timeout_s=$2; shift 2 ;;
         --console) console=$2; shift 2 ;;
+        --offline) offline=true; shift ;;
+        --prepare) prepare=true; shift ;;
         --) shift; break ;;
         *) die "unknown option $1 (usage: run-in-vm.sh [--cpus N] [--mem SIZE] [--rw DIR]... -- CMD...)" ;;
     esac
 done
-(($#)) || die "no command (usage: run-in-vm.sh [options] -- CMD...)"
+(($#)) || $prepare || die "no command (usage: run-in-vm.sh [options] -- CMD...)"
 [[ $(id -u) == 0 ]] || missing "root (9p passthrough shares, mknod in the initramfs)"
 
 qemu=$(command -v qemu-system-x86_64) || missing "qemu-system-x86_64 (package qemu-system-x86)"
@@ -59,7 +63,11 @@ command -v mkfs.ext4 >/dev/null || missing "mkfs.ext4 (package e2fsprogs)"
 
 mkdir -p "$cache"
 cache=$(realpath "$cache")
-kdir=$("$here/fetch-kernel.sh" "$cache") || missing "the guest kernel (fetch-kernel.sh failed)"
+if $offline && [[ -e $cache/current/.complete ]]; then
+    kdir=$cache/current
+else
+    kdir=$("$here/fetch-kernel.sh" "$cache") || missing "the guest kernel (fetch-kernel.sh failed)"
+fi
 release=$(cat "$kdir/release")
 # Rebuilt whenever the guest's init, module list or busybox change.
 key=$(cat "$here/guest-init.sh" "$here/modules" "$here/mkinitramfs.sh" "$(command -v busybox)" | sha256sum | cut -c1-12)
@@ -67,6 +75,10 @@ initramfs="$cache/initramfs-$release-$key.cpio"
 if [[ ! -e $initramfs ]]; then
     rm -f "$cache"/initramfs-*.cpio
     "$here/mkinitramfs.sh" "$kdir" "$initramfs"
+fi
+if $prepare; then
+    echo "run-in-vm: $(cat "$kdir/package") and $initramfs ready"
+    exit 0
 fi
 
 run=$(mktemp -d "${TMPDIR:-/tmp}/srl-vm.XXXXXX")
@@ -100,12 +112,15 @@ mkfs.ext4 -q -F -O ^has_journal,^metadata_csum -i 65536 -E lazy_itable_init=0,no
 
 # A pc machine booting the ELF vmlinux through its PVH entry point: about half the time of a
 # BIOS boot of the bzImage. (microvm would be leaner, but under TCG its guest finds no clock to
-# calibrate the TSC against and hangs.)
+# calibrate the TSC against and hangs.) Kernel command line: tsc=reliable, as TCG's TSC is the
+# host's on every vCPU (the guest would otherwise call it unsynchronised and read the time from
+# the emulated HPET, a trap into QEMU on every clock_gettime); mitigations=off, as there is
+# nothing to protect in a throwaway guest and emulating them costs.
 args=(
     -M pc -accel tcg -cpu max -smp "$cpus" -m "$mem"
     -nodefaults -no-user-config -display none -no-reboot -monitor none
     -kernel "$kdir/vmlinux" -initrd "$initramfs"
-    -append "console=ttyS0 quiet panic=-1 reboot=t rdinit=/init"
+    -append "console=ttyS0 quiet panic=-1 reboot=t rdinit=/init tsc=reliable mitigations=off"
     -serial "file:$run/console.log"
     -fsdev "local,id=host,path=/,security_model=passthrough,readonly=on,multidevs=remap"
     -device virtio-9p-pci,fsdev=host,mount_tag=host

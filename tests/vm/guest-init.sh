@@ -99,11 +99,13 @@ stage2() {
     # The host's clock (QEMU's RTC may be off, or in local time).
     [ -s /run/srl-vm/epoch ] && $bb date -s "@$(cat /run/srl-vm/epoch)" >/dev/null
 
+    echo "guest-init: $($bb uname -r), cgroup2 only; running the command" >/dev/console
     (
         echo 0 >$slice/session.scope/cgroup.procs
         exec /bin/bash /run/srl-vm/cmd
     ) </dev/null >/dev/hvc0 2>/dev/hvc1
     status=$?
+    echo "guest-init: the command exited with $status" >/dev/console
     echo "$status" >/run/srl-vm/status.tmp && $bb mv /run/srl-vm/status.tmp /run/srl-vm/status
     $bb sync
     $bb reboot -f

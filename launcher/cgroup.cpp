@@ -37,7 +37,17 @@ std::unique_ptr<Cgroup> create_cgroup(const std::string& id, const Resources& re
     std::string line, own;
     while (std::getline(self, line))
         if (line.rfind("0::", 0) == 0) own = line.substr(3);
-    return create_cgroup_v2("/sys/fs/cgroup", own, id, res);
+    return create_cgroup_v2("/sys/fs/cgroup", cgroup_v2_parent(own.empty() ? "/" : own), id, res);
+}
+
+fs::path cgroup_v2_parent(const fs::path& own) {
+    // v2 lets a cgroup other than the root hand controllers down only while it holds no
+    // processes of its own ("no internal processes"), and the launcher's cgroup holds the
+    // launcher: on a systemd host a session or service scope (EBUSY on its
+    // cgroup.subtree_control). Its parent, a slice, holds none. runc places relative
+    // cgroupsPaths the same way; so does rootless mode, for the same reason.
+    if (own.relative_path().empty()) return "/";
+    return own.parent_path();
 }
 
 CgroupStats read_cgroup_stats(const std::vector<fs::path>& dirs) {

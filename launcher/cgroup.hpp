@@ -1,5 +1,6 @@
-// A container's cgroups: created at <the launcher's own cgroup>/srlaunch/<id> in every
-// hierarchy used, limits applied before the container runs, removed when it is gone.
+// A container's cgroups: created at <the launcher's own cgroup>/srlaunch/<id> in every v1
+// hierarchy used, at <its parent>/srlaunch/<id> in cgroup v2 (see cgroup_v2_parent), limits
+// applied before the container runs, removed when it is gone.
 // One interface, two implementations: CgroupV1 (cgroup_v1.cpp) for v1 and hybrid hosts,
 // CgroupV2 (cgroup_v2.cpp) for pure cgroup v2 hosts.
 #pragma once
@@ -45,11 +46,15 @@ CgroupLayout detect_cgroup_layout(const std::filesystem::path& mount = "/sys/fs/
 // device rules (res.device_rules). On any error nothing is left behind.
 std::unique_ptr<Cgroup> create_cgroup(const std::string& id, const Resources& res);
 
-// The implementations, with the filesystem root and the launcher's own cgroup given, so the
-// v2 code can be tested against a plain directory tree shaped like cgroupfs.
+// Where a launcher in the cgroup v2 cgroup `own` (as in /proc/self/cgroup) puts its containers'
+// srlaunch/ directory: the root when it runs there, else the parent of its own cgroup.
+std::filesystem::path cgroup_v2_parent(const std::filesystem::path& own);
+
+// The implementations; v2 with the filesystem root and the cgroup to create srlaunch/<id> under
+// given, so it can be tested against a plain directory tree shaped like cgroupfs.
 std::unique_ptr<Cgroup> create_cgroup_v1(const std::string& id, const Resources& res);
 std::unique_ptr<Cgroup> create_cgroup_v2(const std::filesystem::path& mount,
-                                         const std::filesystem::path& own, const std::string& id,
+                                         const std::filesystem::path& parent, const std::string& id,
                                          const Resources& res);
 
 // Shared file helpers for both implementations.

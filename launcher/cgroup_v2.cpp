@@ -18,15 +18,15 @@ std::string dev(const DeviceLimit& d) { return std::to_string(d.major) + ":" + s
 
 class CgroupV2 final : public Cgroup {
 public:
-    CgroupV2(const fs::path& mount, const fs::path& own, const std::string& id, const Resources& res)
-        : dir_(mount / own.relative_path() / "srlaunch" / id) {
-        fs::path own_dir = mount / own.relative_path();
-        std::string wanted = controllers(cgroupfs::read(own_dir / "cgroup.controllers"));
+    CgroupV2(const fs::path& mount, const fs::path& parent, const std::string& id, const Resources& res)
+        : dir_(mount / parent.relative_path() / "srlaunch" / id) {
+        fs::path parent_dir = mount / parent.relative_path();
+        std::string wanted = controllers(cgroupfs::read(parent_dir / "cgroup.controllers"));
         if (!wanted.empty()) {
-            // The launcher's own cgroup holds the launcher, and v2 lets a cgroup with
-            // processes enable controllers only at the root ("no internal processes"):
-            // a delegated, empty parent is needed elsewhere, and the kernel says so (EBUSY).
-            enable(own_dir, wanted);
+            // v2 lets a cgroup with processes enable controllers only at the root ("no
+            // internal processes"): `parent` is the root or a cgroup without processes
+            // (cgroup_v2_parent), and where it is not the kernel says so (EBUSY).
+            enable(parent_dir, wanted);
         }
         std::error_code ec;
         fs::create_directory(dir_.parent_path(), ec);
@@ -106,9 +106,9 @@ private:
 
 }  // namespace
 
-std::unique_ptr<Cgroup> create_cgroup_v2(const fs::path& mount, const fs::path& own, const std::string& id,
+std::unique_ptr<Cgroup> create_cgroup_v2(const fs::path& mount, const fs::path& parent, const std::string& id,
                                          const Resources& res) {
-    return std::make_unique<CgroupV2>(mount, own, id, res);
+    return std::make_unique<CgroupV2>(mount, parent, id, res);
 }
 
 }  // namespace srl

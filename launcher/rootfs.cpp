@@ -2,13 +2,17 @@
 
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <sched.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -234,6 +238,104 @@ void make_read_only(const Fd& root, const std::string& path) {
 
 }  // namespace
 
+namespace {
+
+// An overlay mount (detached) with `lower` (a path, /proc/self/fd/N) as its lower layer.
+// diff_upper: the upper dir must be a plain diff of the layers (a build step's layer), so no
+// redirects and no metadata-only copies, which only this overlay could read back.
+Fd create_overlay(const std::string& lower, const fs::path& upper, const fs::path& work, const fs::path& image,
+                  bool diff_upper) {
+    Fd fsfd(check(fsopen("overlay", FSOPEN_CLOEXEC), "fsopen overlay"));
+    auto set = [&](const char* key, const std::string& value) {
+        if (fsconfig(fsfd.get(), FSCONFIG_SET_STRING, key, value.c_str(), 0) < 0)
+            throw_errno(std::string("overlay option ") + key + "=" + value);
+    };
+    set("lowerdir", lower);
+    set("upperdir", upper.string());
+    set("workdir", work.string());
+    if (diff_upper) {
+        set("redirect_dir", "off");
+        set("metacopy", "off");
+    }
+    if (fsconfig(fsfd.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) < 0)
+        throw_errno("create overlay over " + image.string());
+    // Read-only comes last, in enter_rootfs: mount points must be created first.
+    return Fd(check(fsmount(fsfd.get(), FSMOUNT_CLOEXEC, 0), "fsmount overlay"));
+}
+
+// Overlayfs before Linux 6.15 refuses a detached mount (our idmapped clone of the image) as a
+// layer: it takes a private clone of each layer, which had to be a mount of the caller's mount
+// namespace ("failed to clone lowerpath" in the kernel log, EINVAL). There, a child attaches
+// the tree in a mount namespace of its own, private so that nothing reaches the host's,
+// creates the overlay and hands its mount back over a socket: that mount holds its own clones
+// of the layers and outlives the namespace. (The launcher has no other threads to fork beside.)
+Fd overlay_via_private_namespace(const Fd& tree, const fs::path& container_dir, const fs::path& upper,
+                                 const fs::path& work, const fs::path& image) {
+    const fs::path at = container_dir / "lower";
+    if (mkdir(at.c_str(), 0700) < 0 && errno != EEXIST) throw_errno("create " + at.string());
+    int sv[2];
+    check(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), "socketpair");
+    Fd ours(sv[0]), theirs(sv[1]);
+    pid_t pid = check(fork(), "fork");
+    if (pid == 0) {
+        ours.reset();
+        std::string reply = "ok";
+        Fd overlay;
+        try {
+            check(unshare(CLONE_NEWNS), "create a mount namespace");
+            do_mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE);
+            check(move_mount(tree.get(), "", AT_FDCWD, at.c_str(), MOVE_MOUNT_F_EMPTY_PATH),
+                  "attach the image layer at " + at.string());
+            Fd dir(check(open(at.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC), "open " + at.string()));
+            overlay = create_overlay(fd_path(dir), upper, work, image, false);
+        } catch (const std::exception& e) {
+            reply = e.what();
+        }
+        iovec iov{reply.data(), reply.size()};
+        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+        msghdr msg{};
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        if (overlay) {
+            msg.msg_control = control;
+            msg.msg_controllen = sizeof control;
+            cmsghdr* c = CMSG_FIRSTHDR(&msg);
+            c->cmsg_level = SOL_SOCKET;
+            c->cmsg_type = SCM_RIGHTS;
+            c->cmsg_len = CMSG_LEN(sizeof(int));
+            int fd = overlay.get();
+            std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+        }
+        _exit(sendmsg(theirs.get(), &msg, MSG_NOSIGNAL) < 0 ? 1 : 0);
+    }
+    theirs.reset();
+    char text[1024];
+    iovec iov{text, sizeof text};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n;
+    while ((n = recvmsg(ours.get(), &msg, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    rmdir(at.c_str());  // its mount went with the child's namespace
+    cmsghdr* c = n > 0 ? CMSG_FIRSTHDR(&msg) : nullptr;
+    if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+        int fd;
+        std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
+        return Fd(fd);
+    }
+    throw Error(n > 0 ? std::string(text, static_cast<size_t>(n)) : "create overlay over " + image.string() +
+                                                                      ": the helper process failed");
+}
+
+}  // namespace
+
 Fd make_rootfs_mount(const ContainerSpec& spec, const fs::path& container_dir, const Fd& userns_fd) {
     auto idmapped = [&](const fs::path& dir) {
         Fd tree(check(open_tree(AT_FDCWD, dir.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE),
@@ -249,32 +351,33 @@ Fd make_rootfs_mount(const ContainerSpec& spec, const fs::path& container_dir, c
     };
     if (spec.rootfs_is_plain_dir) return idmapped(spec.image_rootfs);
 
-    Fd lower = idmapped(spec.image_rootfs);
-    // A build step's layers so far go over the image, top-most first, as overlayfs lists them.
-    std::vector<Fd> extra;
-    std::string lowerdir;
-    for (const auto& dir : spec.extra_lowers) {
-        extra.push_back(idmapped(dir));
-        lowerdir += fd_path(extra.back()) + ":";
-    }
-    lowerdir += fd_path(lower);
     fs::path upper = container_dir / "upper", work = container_dir / "work";
-    Fd fsfd(check(fsopen("overlay", FSOPEN_CLOEXEC), "fsopen overlay"));
-    auto set = [&](const char* key, const std::string& value) {
-        if (fsconfig(fsfd.get(), FSCONFIG_SET_STRING, key, value.c_str(), 0) < 0)
-            throw_errno(std::string("overlay option ") + key + "=" + value);
-    };
-    set("lowerdir", lowerdir);
-    set("upperdir", upper.string());
-    set("workdir", work.string());
-    if (spec.diff_upper) {
-        set("redirect_dir", "off");
-        set("metacopy", "off");
+    if (!userns_fd) {
+        // By fd: the option parser would split a path holding ':' or ','. Directory fds,
+        // not clones of their mounts: overlayfs of every kernel takes those. A build step's
+        // layers so far go over the image, top-most first, as overlayfs lists them.
+        auto dir_fd = [](const fs::path& p) {
+            return Fd(check(open(p.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC), "open " + p.string()));
+        };
+        std::vector<Fd> layers;
+        std::string lowerdir;
+        for (const auto& dir : spec.extra_lowers) {
+            layers.push_back(dir_fd(dir));
+            lowerdir += fd_path(layers.back()) + ":";
+        }
+        layers.push_back(dir_fd(spec.image_rootfs));
+        lowerdir += fd_path(layers.back());
+        return create_overlay(lowerdir, upper, work, spec.image_rootfs, spec.diff_upper);
     }
-    if (fsconfig(fsfd.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) < 0)
-        throw_errno("create overlay over " + spec.image_rootfs.string());
-    // Read-only comes last, in enter_rootfs: mount points must be created first.
-    return Fd(check(fsmount(fsfd.get(), FSMOUNT_CLOEXEC, 0), "fsmount overlay"));
+    // Build steps run without a user namespace; only the image is idmapped.
+    if (!spec.extra_lowers.empty()) throw Error("layered roots are not supported with a user namespace");
+    Fd lower = idmapped(spec.image_rootfs);
+    try {
+        return create_overlay(fd_path(lower), upper, work, spec.image_rootfs, false);
+    } catch (const Error& e) {
+        if (e.code() != EINVAL) throw;
+    }
+    return overlay_via_private_namespace(lower, container_dir, upper, work, spec.image_rootfs);
 }
 
 HostPaths HostPaths::open(const ContainerSpec& spec, const fs::path& container_dir) {

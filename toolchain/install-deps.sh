@@ -27,6 +27,10 @@ packages=(
   python3 python3-jwt python3-cryptography   # loopback HTTP mirror and registry token issuer
   docker-registry skopeo umoci               # a real OCI registry on loopback, filled by skopeo
   debootstrap zstd curl libarchive-tools     # the Debian image fixture, zstd layers, bench
+  # the cgroup v2 lane (tests/vm): a QEMU guest (TCG; seabios comes along) booting Debian's
+  # kernel, which fetch-kernel.sh gets with apt-get download and unpacks without installing;
+  # xz to extract its vmlinux, mkfs.ext4 for the guest's scratch disk
+  qemu-system-x86 xz-utils e2fsprogs
   # benchmarks (bench/, run by hand)
   hyperfine jq tini catatonit dumb-init crun runc bubblewrap
 )

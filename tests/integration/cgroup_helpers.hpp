@@ -176,15 +176,64 @@ inline void check_no_cgroups_left() {
     CHECK(left.empty());
 }
 
-// The container's cgroup in the hierarchy of `controller`: <own>/srlaunch/<id>, found by the
-// id's first 12 hex digits (the default hostname). "" when absent.
+// Whether this host has cgroup v2 alone (srlaunch then uses it; on a hybrid host it keeps to v1).
+inline bool pure_cgroup_v2() { return fs::exists("/sys/fs/cgroup/cgroup.controllers"); }
+
+// Where srlaunch, started by this process, puts its containers' srlaunch/ directory in the
+// hierarchy of `controller` ("" for cgroup2): its own cgroup in v1; in v2 that cgroup's parent
+// (the root stays the root), since a non-root v2 cgroup holding processes cannot hand
+// controllers down. As launcher/cgroup.cpp's cgroup_v2_parent.
+inline std::string launcher_cgroup_parent(const std::string& controller) {
+    std::string own = own_cgroup_dir(controller);
+    if (!controller.empty() || own.empty() || own == "/sys/fs/cgroup") return own;
+    return fs::path(own).parent_path();
+}
+
+// The container's cgroup in the hierarchy of `controller`: <launcher_cgroup_parent>/srlaunch/<id>,
+// found by the id's first 12 hex digits (the default hostname). "" when absent.
 inline std::string container_cgroup(const std::string& controller, const std::string& id_prefix) {
-    std::string parent = own_cgroup_dir(controller);
+    std::string parent = launcher_cgroup_parent(controller);
     if (parent.empty() || id_prefix.empty()) return "";
     std::error_code ec;
     for (fs::directory_iterator it(parent + "/srlaunch", ec), end; !ec && it != end; it.increment(ec))
         if (it->path().filename().string().rfind(id_prefix, 0) == 0) return it->path();
     return "";
+}
+
+// A container's CPU time, read from the host: its cgroup's usage (v2 cpu.stat usage_usec,
+// v1 cpuacct.usage) and the utime+stime of its processes (clock ticks). Read from outside so
+// that two containers are sampled at the same instants, however little CPU the one with the
+// smaller share leaves its own shell for measuring (under emulation, seconds).
+struct CpuSample {
+    double cgroup_ns = -1, ticks = -1;
+};
+inline CpuSample cpu_sample(const std::string& id) {
+    const bool v2 = pure_cgroup_v2();
+    std::string dir = container_cgroup(v2 ? "" : "cpuacct", id);
+    if (dir.empty()) return {};
+    CpuSample s;
+    if (v2) {
+        std::istringstream in(read_file(dir + "/cpu.stat"));
+        std::string key;
+        double value;
+        while (in >> key >> value)
+            if (key == "usage_usec") s.cgroup_ns = value * 1000;
+    } else {
+        s.cgroup_ns = std::stod(read_file(dir + "/cpuacct.usage"));
+    }
+    s.ticks = 0;
+    std::istringstream procs(read_file(dir + "/cgroup.procs"));
+    for (pid_t pid; procs >> pid;) {
+        std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+        auto paren = stat.rfind(')');
+        if (paren == std::string::npos) continue;
+        std::istringstream fields(stat.substr(paren + 2));
+        std::string f;
+        // Fields 3.. after the command; utime and stime are fields 14 and 15.
+        for (int i = 3; i <= 15 && fields >> f; ++i)
+            if (i >= 14) s.ticks += std::stod(f);
+    }
+    return s;
 }
 
 // ---- processes ----------------------------------------------------------------------------
@@ -274,50 +323,8 @@ private:
 
 // ---- scripts run inside the containers ----------------------------------------------------
 
-// Sets $ns to the container cgroup's CPU time in ns, without forking (cgroup v1's
-// cpuacct.usage; cgroup v2's cpu.stat usage_usec). The container sees its own cgroup as the
-// root of /sys/fs/cgroup/<hierarchy> through its cgroup namespace.
-inline const std::string kCpuNs = R"sh(
-cpu_ns() {
-  if [ -e /sys/fs/cgroup/cpu.stat ]; then
-    while read k v; do [ "$k" = usage_usec ] && ns=$((v * 1000)); done < /sys/fs/cgroup/cpu.stat
-  else
-    set -- /sys/fs/cgroup/*/cpuacct.usage; read ns < "$1"
-  fi
-}
-)sh";
-
-// Waits for /sync/go (at most ~20 s), then spins for 5 s. Prints the cgroup's CPU time and
-// the busy loop's own utime+stime (clock ticks) over the 3 s from 1 s after its start: the
-// other container reaches /sync/go a little earlier or later, but within the second, so
-// both windows are wholly contended.
-inline const std::string kShareScript = kCpuNs + R"sh(
-: > /sync/ready-$NAME
-n=0
-while [ ! -e /sync/go ] && [ $n -lt 2000 ]; do sleep 0.01; n=$((n + 1)); done
-while :; do :; done &
-p=$!
-ticks() { read -r stat < /proc/$p/stat; set -- $stat; t=$((${14} + ${15})); }
-sleep 1
-cpu_ns; u0=$ns; ticks; t0=$t
-sleep 3
-cpu_ns; u1=$ns; ticks; t1=$t
-sleep 1
-kill $p
-echo "cpu_ns=$((u1 - u0)) loop_ticks=$((t1 - t0))"
-)sh";
-
-// A busy loop for 3 s; prints wall time (from /proc/uptime) and the cgroup's CPU time.
-inline const std::string kQuotaScript = kCpuNs + R"sh(
-while :; do :; done &
-p=$!
-sleep 0.3
-read t0 x < /proc/uptime; cpu_ns; u0=$ns
-sleep 3
-read t1 x < /proc/uptime; cpu_ns; u1=$ns
-kill $p
-echo "t0=$t0 t1=$t1 cpu_ns=$((u1 - u0))"
-)sh";
+// A container that prints its id (the default hostname) and spins: all the CPU it is let have.
+inline const std::string kSpinScript = "hostname; while :; do :; done";
 
 // Runs dd with the given operands and prints its status and the wall time around it.
 inline std::string timed_dd(const std::string& operands) {

@@ -237,17 +237,19 @@ TEST_CASE("cgroup v2 devices: CgroupV2 attaches the program to the container's c
     std::string id = "devtest-" + std::to_string(getpid());
     std::vector<uint32_t> ids;
     {
-        auto cg = srl::create_cgroup_v2(v2.mount, v2.own, id, res);
+        // Where create_cgroup puts it: beside this process's cgroup (on a pure v2 host this
+        // process's cgroup may offer controllers, which it could not enable for a child).
+        auto cg = srl::create_cgroup_v2(v2.mount, srl::cgroup_v2_parent(v2.own), id, res);
         REQUIRE(cg->paths().size() == 1);
         fs::path dir = cg->paths()[0];
-        CHECK(dir == v2.dir() / "srlaunch" / id);
+        CHECK(dir == v2.mount / srl::cgroup_v2_parent(v2.own).relative_path() / "srlaunch" / id);
         ids = srl::attached_device_programs(dir);
         REQUIRE(ids.size() == 1);
         CHECK(bpf_prog_fds() == 0);
         auto errs = run_in(dir, {open_of("/dev/null", O_RDWR), open_of("/dev/loop-control", O_RDWR)});
         CHECK(errs == std::vector<int>{0, EPERM});
     }
-    CHECK_FALSE(fs::exists(v2.dir() / "srlaunch" / id));
+    CHECK_FALSE(fs::exists(v2.mount / srl::cgroup_v2_parent(v2.own).relative_path() / "srlaunch" / id));
     int fd = -1;
     for (int i = 0; i < 500 && (fd = prog_fd_by_id(ids[0])) >= 0; ++i) {
         close(fd);

@@ -76,6 +76,12 @@ TEST_CASE("cgroup v2: no limits still enables controllers for stats, none unavai
     CHECK(!fs::exists(t.root / "parent/srlaunch/def/memory.max"));
 }
 
+TEST_CASE("cgroup v2: containers go beside the launcher's cgroup, which holds processes", "[unit][cgroup]") {
+    CHECK(cgroup_v2_parent("/") == "/");
+    CHECK(cgroup_v2_parent("/user.slice/user-0.slice/session-1.scope") == "/user.slice/user-0.slice");
+    CHECK(cgroup_v2_parent("/test.slice") == "/");
+}
+
 TEST_CASE("docker's units", "[unit][cgroup]") {
     CHECK(parse_size("32m", "-m") == 32 << 20);
     CHECK(parse_size("2mb", "--x") == 2 << 20);

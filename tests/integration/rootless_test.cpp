@@ -467,3 +467,92 @@ TEST_CASE("rootless: run -d, exec, stop, and rm of files owned by subordinate id
     CHECK(!fs::exists(u.store() + "/containers/" + id));
     u.check_nothing_left();
 }
+
+namespace {
+
+// A cgroup v2 subtree delegated to the user as systemd delegates one (Delegate=yes): the
+// directory and the files a manager writes (cgroup.procs, cgroup.subtree_control,
+// cgroup.threads) are the user's. It is made beside this process's cgroup, whose controllers
+// it can have (this cgroup holds processes and could not enable them for a child). Commands
+// run in its leaf scope/, as `systemd-run --user --scope` would start them.
+class DelegatedCgroup {
+public:
+    DelegatedCgroup(uid_t uid, gid_t gid) {
+        std::string own;
+        std::istringstream self(read_file("/proc/self/cgroup"));
+        for (std::string line; std::getline(self, line);)
+            if (line.rfind("0::", 0) == 0) own = line.substr(3);
+        fs::path parent = fs::path("/sys/fs/cgroup") / srl::cgroup_v2_parent(own).relative_path();
+        dir = parent / ("srltest-" + std::to_string(getpid()) + ".slice");
+        scope = dir / "scope";
+        // Every controller the user's containers may use, offered to the delegated subtree.
+        std::string enabled = read_file(parent / "cgroup.subtree_control");
+        for (const char* c : {"cpu", "memory", "pids"})
+            if (enabled.find(c) == std::string::npos) write_file(parent / "cgroup.subtree_control", std::string("+") + c);
+        REQUIRE(mkdir(dir.c_str(), 0755) == 0);
+        REQUIRE(mkdir(scope.c_str(), 0755) == 0);
+        for (const fs::path& p : {dir, dir / "cgroup.procs", dir / "cgroup.subtree_control", dir / "cgroup.threads",
+                                  scope, scope / "cgroup.procs", scope / "cgroup.threads"})
+            REQUIRE(chown(p.c_str(), uid, gid) == 0);
+    }
+    ~DelegatedCgroup() {
+        // A task that has exited can stay counted for a moment after it was reaped.
+        for (int i = 0; i < 100 && rmdir(scope.c_str()) < 0 && errno == EBUSY; ++i) std::this_thread::sleep_for(10ms);
+        rmdir(dir.c_str());
+    }
+    DelegatedCgroup(const DelegatedCgroup&) = delete;
+    DelegatedCgroup& operator=(const DelegatedCgroup&) = delete;
+    // argv, started in scope/. With no cap on locked memory: the hog locks what it touches,
+    // and a user's default RLIMIT_MEMLOCK (8 MiB) would stop it before any cgroup limit.
+    std::vector<std::string> in_scope(const std::vector<std::string>& argv) const {
+        std::vector<std::string> a{"sh", "-c",
+                                   "echo $$ > " + (scope / "cgroup.procs").string() +
+                                       " && ulimit -l unlimited && exec \"$@\"",
+                                   "sh"};
+        a.insert(a.end(), argv.begin(), argv.end());
+        return a;
+    }
+    fs::path dir, scope;
+};
+
+}  // namespace
+
+TEST_CASE("rootless: on a delegated cgroup v2 subtree the resource flags work", "[rootless]") {
+    if (srl::detect_cgroup_layout() != srl::CgroupLayout::V2) {
+        WARN("not a cgroup v2 host: nothing can be delegated (the v2 guest, tests/vm, runs this)");
+        return;
+    }
+    RootlessUser u;
+    u.import_alpine();
+    {
+        DelegatedCgroup d(u.uid, u.gid);
+        auto run_args = [&](const std::vector<std::string>& flags, const std::vector<std::string>& cmd) {
+            std::vector<std::string> args{"run", "--rm"};
+            args.insert(args.end(), flags.begin(), flags.end());
+            args.emplace_back("alpine:3.20");
+            args.insert(args.end(), cmd.begin(), cmd.end());
+            return d.in_scope(u.argv(args));
+        };
+        // The limits are in the container's cgroup (made in the delegated subtree, beside the
+        // launcher's scope), which the container sees as its /sys/fs/cgroup.
+        auto limits = run(run_args({"-m", "64m", "--cpus", "0.5", "--pids-limit", "50"},
+                                   {"sh", "-c", "cat /proc/self/cgroup /sys/fs/cgroup/memory.max /sys/fs/cgroup/cpu.max "
+                                                "/sys/fs/cgroup/pids.max"}));
+        INFO(limits.err);
+        CHECK(limits.status == 0);
+        CHECK(limits.out == "0::/\n" + std::to_string(64 << 20) + "\n50000 100000\n50\n");
+        // The seed's hog ends by the OOM killer, and srlaunch says so, as for root.
+        fs::copy_file(helper_path("memhog"), u.home / "memhog");
+        auto hog = run(run_args({"-m", "32m", "-v", u.home / "memhog" + ":/memhog:ro"}, {"/memhog", "200"}));
+        INFO(hog.out << hog.err);
+        CHECK(hog.status == 137);
+        CHECK(hog.err.find("out of memory") != std::string::npos);
+        CHECK(hog.out.find("done") == std::string::npos);
+        // Nothing left in the subtree but the scope (srlaunch/ goes when its last container does).
+        std::vector<std::string> left;
+        for (const auto& e : fs::directory_iterator(d.dir))
+            if (e.is_directory() && e.path() != d.scope) left.push_back(e.path());
+        CHECK(left == std::vector<std::string>{});
+    }
+    u.check_nothing_left();
+}

@@ -2,8 +2,9 @@
 # The cgroup v2 lane's command inside the test guest (run by ctest through run-in-vm.sh):
 #
 #   lane.sh BUILD_DIR cgroup        the resource-limit tests (cgroup_tests), alone
-#   lane.sh BUILD_DIR integration   run, security, seccomp, devices, privileged, escape and
-#                                   lifecycle tests (integration_tests), in two shards at once
+#   lane.sh BUILD_DIR integration   run, security, seccomp, devices, privileged, escape,
+#                                   rootless and lifecycle tests (integration_tests), in two
+#                                   shards at once
 #
 # It first checks that the guest is what the lane claims to test (cgroup v2 as the only
 # hierarchy, every controller srlaunch uses), and last that no srlaunch cgroup is left
@@ -20,7 +21,8 @@ build=$1 group=$2
 # Not here: the pull tests (loopback servers, nothing cgroup-related, slow under emulation),
 # and the 100-container leak test (~3 minutes of emulation; every test here and in the
 # cgroup group checks for leftover cgroups, and this script checks the whole tree at the end).
-integration_filter='[run]~[pull]~"leaks: 100*",[security],[seccomp],[cgroup-v2-devices],[privileged],[escape],[lifecycle]'
+integration_filter='[run]~[pull]~"leaks: 100*",[security],[seccomp],[cgroup-v2-devices],[privileged],[escape],'
+integration_filter+='[rootless]~"rootless: pull*",[lifecycle]'
 
 # ---- the guest is a pure cgroup v2 host ------------------------------------------------
 [[ $(stat -fc %T /sys/fs/cgroup) == cgroup2fs ]] || die "/sys/fs/cgroup is not cgroup2"

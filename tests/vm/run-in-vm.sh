@@ -110,6 +110,9 @@ truncate -s 8G "$run/scratch.img"
 mkfs.ext4 -q -F -O ^has_journal,^metadata_csum -i 65536 -E lazy_itable_init=0,nodiscard,root_owner=0:0 \
     "$run/scratch.img" || die "mkfs.ext4 failed"
 
+# A path inside a QEMU option: commas doubled.
+q() { printf '%s' "${1//,/,,}"; }
+
 # A pc machine booting the ELF vmlinux through its PVH entry point: about half the time of a
 # BIOS boot of the bzImage. (microvm would be leaner, but under TCG its guest finds no clock to
 # calibrate the TSC against and hangs.) Kernel command line: tsc=reliable, as TCG's TSC is the
@@ -121,21 +124,21 @@ args=(
     -nodefaults -no-user-config -display none -no-reboot -monitor none
     -kernel "$kdir/vmlinux" -initrd "$initramfs"
     -append "console=ttyS0 quiet panic=-1 reboot=t rdinit=/init tsc=reliable mitigations=off"
-    -serial "file:$run/console.log"
+    -chardev "file,id=console,path=$(q "$run/console.log")" -serial chardev:console
     -fsdev "local,id=host,path=/,security_model=passthrough,readonly=on,multidevs=remap"
     -device virtio-9p-pci,fsdev=host,mount_tag=host
-    -fsdev "local,id=vmctl,path=$run/ctl,security_model=passthrough"
+    -fsdev "local,id=vmctl,path=$(q "$run/ctl"),security_model=passthrough"
     -device virtio-9p-pci,fsdev=vmctl,mount_tag=vmctl
-    -drive "file=$run/scratch.img,if=none,id=scratch,format=raw,cache=unsafe,discard=ignore"
+    -drive "file=$(q "$run/scratch.img"),if=none,id=scratch,format=raw,cache=unsafe,discard=ignore"
     -device virtio-blk-pci,drive=scratch
     # hvc0 and hvc1: the command's stdout and stderr, through FIFOs into ours (below).
     -device virtio-serial-pci
-    -chardev "file,id=out,path=$run/out.fifo" -device virtconsole,chardev=out
-    -chardev "file,id=err,path=$run/err.fifo" -device virtconsole,chardev=err
+    -chardev "file,id=out,path=$(q "$run/out.fifo")" -device virtconsole,chardev=out
+    -chardev "file,id=err,path=$(q "$run/err.fifo")" -device virtconsole,chardev=err
 )
 : >"$run/ctl/shares"
 for i in "${!rw[@]}"; do
-    args+=(-fsdev "local,id=rw$i,path=${rw[$i]},security_model=passthrough"
+    args+=(-fsdev "local,id=rw$i,path=$(q "${rw[$i]}"),security_model=passthrough"
         -device "virtio-9p-pci,fsdev=rw$i,mount_tag=rw$i")
     printf 'rw%d %s\n' "$i" "${rw[$i]}" >>"$run/ctl/shares"
 done
@@ -157,7 +160,7 @@ qemu_pid=""
 exec 3<>"$run/out.fifo" 4<>"$run/err.fifo"
 exec 3>&- 4>&-
 wait "$out_pid" "$err_pid" || true
-[[ -n $console ]] && cp "$run/console.log" "$console"
+[[ -n $console ]] && { cp "$run/console.log" "$console" 2>/dev/null || : >"$console"; }
 
 if [[ ! -s $run/ctl/status ]]; then
     {
@@ -167,7 +170,7 @@ if [[ ! -s $run/ctl/status ]]; then
             echo "run-in-vm: the guest ended without the command's status (QEMU exit $qemu_status)"
         fi
         echo "run-in-vm: the guest console's last lines:"
-        tail -n 40 "$run/console.log" | sed 's/^/  | /'
+        tail -n 40 "$run/console.log" 2>/dev/null | sed 's/^/  | /' || true
     } >&2
     exit 125
 fi

@@ -103,9 +103,9 @@ mkdir "$run/ctl"
 } >"$run/ctl/cmd"
 date +%s >"$run/ctl/epoch"
 
-# /tmp of the guest. No journal and no metadata checksums: nothing on it outlives the run,
-# and crc32c would be one more module. Inode tables written now, not by the guest's lazy
-# init thread while the I/O tests measure.
+# /tmp of the guest. No journal and no metadata checksums: nothing on it outlives the run, and
+# both cost under emulation. Inode tables written now, not by the guest's lazy init thread
+# while the I/O tests measure.
 truncate -s 8G "$run/scratch.img"
 mkfs.ext4 -q -F -O ^has_journal,^metadata_csum -i 65536 -E lazy_itable_init=0,nodiscard,root_owner=0:0 \
     "$run/scratch.img" || die "mkfs.ext4 failed"

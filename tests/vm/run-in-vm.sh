@@ -6,8 +6,11 @@
 #   run-in-vm.sh [options] -- CMD [ARG...]
 #     --cpus N        vCPUs (default 2)
 #     --mem SIZE      guest memory, QEMU syntax (default 2G)
-#     --rw DIR        share DIR read-write at the same path in the guest (repeatable); the
-#                     rest of the host's / is there read-only, with a writable tmpfs over it
+#     --rw DIR        share DIR read-write at the same path in the guest (repeatable, mounted in
+#                     order); the rest of the host's / is there read-only, with a writable tmpfs
+#                     over it, except /tmp, which is the guest's own: a DIR under /tmp (or
+#                     reached through a symlink there) appears at its path as given, symlinks
+#                     not followed, so paths the tests were built with hold in the guest
 #     --env NAME      pass the variable NAME (if set) into the guest (repeatable; CI always)
 #     --cache DIR     where the kernel and initramfs are kept (default $SRLAUNCH_VM_CACHE, else
 #                     ~/.cache/srlaunch-vm)
@@ -38,12 +41,12 @@ missing() {
 }
 
 cpus=2 mem=2G timeout_s=1800 console="" offline=false prepare=false cache=${SRLAUNCH_VM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/srlaunch-vm}
-rw=() envs=(CI)
+rw=() rw_at=() envs=(CI)
 while (($#)); do
     case $1 in
         --cpus) cpus=$2; shift 2 ;;
         --mem) mem=$2; shift 2 ;;
-        --rw) rw+=("$(realpath "$2")"); shift 2 ;;
+        --rw) rw+=("$(realpath "$2")"); rw_at+=("$(realpath -s "$2")"); shift 2 ;;
         --env) envs+=("$2"); shift 2 ;;
         --cache) cache=$2; shift 2 ;;
         --timeout) timeout_s=$2; shift 2 ;;
@@ -140,7 +143,7 @@ args=(
 for i in "${!rw[@]}"; do
     args+=(-fsdev "local,id=rw$i,path=$(q "${rw[$i]}"),security_model=passthrough"
         -device "virtio-9p-pci,fsdev=rw$i,mount_tag=rw$i")
-    printf 'rw%d %s\n' "$i" "${rw[$i]}" >>"$run/ctl/shares"
+    printf 'rw%d %s\n' "$i" "${rw_at[$i]}" >>"$run/ctl/shares"
 done
 
 # cat writes to this script's own stdout and stderr: QEMU opening /proc/self/fd/1 would get a

@@ -97,6 +97,18 @@ Fd sealed_copy(const fs::path& path, const char* name) {
 
 Fd sealed_srinit() { return sealed_copy(find_srinit(), "srinit"); }
 
+void exec_srinit(int srinit_fd, int config_fd) {
+    // Move both fds clear of 3 first: either may be 3 now, and dup2 onto itself would keep
+    // close-on-exec set.
+    int config = check(fcntl(config_fd, F_DUPFD_CLOEXEC, 10), "dup config");
+    int init = check(fcntl(srinit_fd, F_DUPFD_CLOEXEC, 10), "dup srinit");
+    check(dup2(config, 3), "pass srinit its config");
+    const char* argv[] = {"srinit", "--config-fd", "3", nullptr};
+    const char* envp[] = {nullptr};
+    syscall(SYS_execveat, init, "", argv, envp, AT_EMPTY_PATH);
+    throw_errno("exec srinit");
+}
+
 Fd memfd_with(const std::string& content, const char* name) {
     Fd mem(check(memfd_create(name, MFD_CLOEXEC), "memfd_create"));
     if (write(mem.get(), content.data(), content.size()) != static_cast<ssize_t>(content.size()))
@@ -256,15 +268,7 @@ struct ChildContext {
         // container behind that nobody can wait for. Set last, as a change of credentials
         // clears it; srinit is no set-id program, so exec keeps it.
         check(prctl(PR_SET_PDEATHSIG, SIGKILL), "set the parent-death signal");
-        // Move both fds clear of 3 first: either may be 3 now, and dup2 onto itself would
-        // keep close-on-exec set.
-        int config = check(fcntl(ctx.config_fd, F_DUPFD_CLOEXEC, 10), "dup config");
-        int init = check(fcntl(ctx.srinit_fd, F_DUPFD_CLOEXEC, 10), "dup srinit");
-        check(dup2(config, 3), "pass srinit its config");
-        const char* argv[] = {"srinit", "--config-fd", "3", nullptr};
-        const char* envp[] = {nullptr};
-        syscall(SYS_execveat, init, "", argv, envp, AT_EMPTY_PATH);
-        throw_errno("exec srinit");
+        exec_srinit(ctx.srinit_fd, ctx.config_fd);
     } catch (const std::exception& e) {
         std::string msg = e.what();
         send(ctx.sock, msg.data(), msg.size(), MSG_NOSIGNAL);

@@ -29,6 +29,9 @@ std::string new_container_id();
 std::filesystem::path find_srinit();
 // A sealed in-memory copy of it, to run from (container.cpp says why).
 Fd sealed_srinit();
+// Child side, last: execs srinit (an fd from sealed_srinit) with its config stream (a memfd)
+// as fd 3. Returns only by throwing Error.
+[[noreturn]] void exec_srinit(int srinit_fd, int config_fd);
 // An in-memory file holding `content`, positioned at its start (srinit's config stream).
 Fd memfd_with(const std::string& content, const char* name);
 

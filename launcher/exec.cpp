@@ -80,13 +80,7 @@ struct Joiner {
             Fd null(check(open("/dev/null", O_RDONLY | O_CLOEXEC), "open /dev/null"));
             check(dup2(null.get(), STDIN_FILENO), "attach /dev/null to stdin");
         }
-        int config = check(fcntl(j.config, F_DUPFD_CLOEXEC, 10), "dup config");
-        int init = check(fcntl(j.srinit, F_DUPFD_CLOEXEC, 10), "dup srinit");
-        check(dup2(config, 3), "pass srinit its config");
-        const char* argv[] = {"srinit", "--config-fd", "3", nullptr};
-        const char* envp[] = {nullptr};
-        syscall(SYS_execveat, init, "", argv, envp, AT_EMPTY_PATH);
-        throw_errno("exec srinit");
+        exec_srinit(j.srinit, j.config);
     } catch (const std::exception& e) {
         std::string msg = e.what();
         send(j.sock, msg.data(), msg.size(), MSG_NOSIGNAL);

@@ -27,17 +27,17 @@ CgroupLayout detect_cgroup_layout(const fs::path& mount) {
     return CgroupLayout::V1;
 }
 
-std::unique_ptr<Cgroup> create_cgroup(const std::string& id, const Resources& res) {
+std::unique_ptr<Cgroup> create_cgroup(const std::string& id, const Resources& res, const RecordCgroups& record) {
     if (detect_cgroup_layout() != CgroupLayout::V2) {
         // Hybrid hosts keep every controller we use on v1 (the unified tree holds at most
         // hugetlb there): use v1 throughout rather than refuse, as crun does.
-        return create_cgroup_v1(id, res);
+        return create_cgroup_v1(id, res, record);
     }
     std::ifstream self("/proc/self/cgroup");
     std::string line, own;
     while (std::getline(self, line))
         if (line.rfind("0::", 0) == 0) own = line.substr(3);
-    return create_cgroup_v2("/sys/fs/cgroup", cgroup_v2_parent(own.empty() ? "/" : own), id, res);
+    return create_cgroup_v2("/sys/fs/cgroup", cgroup_v2_parent(own.empty() ? "/" : own), id, res, record);
 }
 
 fs::path cgroup_v2_parent(const fs::path& own) {

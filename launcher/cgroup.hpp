@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -42,9 +43,13 @@ CgroupStats read_cgroup_stats(const std::vector<std::filesystem::path>& dirs);
 enum class CgroupLayout { V1, V2, Hybrid };
 CgroupLayout detect_cgroup_layout(const std::filesystem::path& mount = "/sys/fs/cgroup");
 
+// Told the container's cgroup directories before any of them is made, so the caller can
+// record them (state.json): a start killed halfway leaves nothing that `rm` cannot find.
+using RecordCgroups = std::function<void(const std::vector<std::filesystem::path>&)>;
+
 // Creates the container's cgroups for this host's layout and applies the limits and the
 // device rules (res.device_rules). On any error nothing is left behind.
-std::unique_ptr<Cgroup> create_cgroup(const std::string& id, const Resources& res);
+std::unique_ptr<Cgroup> create_cgroup(const std::string& id, const Resources& res, const RecordCgroups& record = {});
 
 // Where a launcher in the cgroup v2 cgroup `own` (as in /proc/self/cgroup) puts its containers'
 // srlaunch/ directory: the root when it runs there, else the parent of its own cgroup.
@@ -52,10 +57,11 @@ std::filesystem::path cgroup_v2_parent(const std::filesystem::path& own);
 
 // The implementations; v2 with the filesystem root and the cgroup to create srlaunch/<id> under
 // given, so it can be tested against a plain directory tree shaped like cgroupfs.
-std::unique_ptr<Cgroup> create_cgroup_v1(const std::string& id, const Resources& res);
+std::unique_ptr<Cgroup> create_cgroup_v1(const std::string& id, const Resources& res,
+                                         const RecordCgroups& record = {});
 std::unique_ptr<Cgroup> create_cgroup_v2(const std::filesystem::path& mount,
                                          const std::filesystem::path& parent, const std::string& id,
-                                         const Resources& res);
+                                         const Resources& res, const RecordCgroups& record = {});
 
 // Shared file helpers for both implementations.
 namespace cgroupfs {

@@ -55,10 +55,11 @@ std::string dev(const DeviceLimit& d) { return std::to_string(d.major) + ":" + s
 
 class CgroupV1 final : public Cgroup {
 public:
-    CgroupV1(const std::string& id, const Resources& res)
+    CgroupV1(const std::string& id, const Resources& res, const RecordCgroups& record)
         : by_controller_(container_dirs(id)) {
         for (const auto& [ctrl, dir] : by_controller_)
             if (std::find(dirs_.begin(), dirs_.end(), dir) == dirs_.end()) dirs_.push_back(dir);
+        if (record) record(dirs_);
         try {
             for (const auto& dir : dirs_) {
                 if (by_controller_.count("cpuset") && dir == by_controller_.at("cpuset"))
@@ -175,8 +176,8 @@ private:
 
 }  // namespace
 
-std::unique_ptr<Cgroup> create_cgroup_v1(const std::string& id, const Resources& res) {
-    return std::make_unique<CgroupV1>(id, res);
+std::unique_ptr<Cgroup> create_cgroup_v1(const std::string& id, const Resources& res, const RecordCgroups& record) {
+    return std::make_unique<CgroupV1>(id, res, record);
 }
 
 }  // namespace srl

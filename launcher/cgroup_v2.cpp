@@ -18,8 +18,10 @@ std::string dev(const DeviceLimit& d) { return std::to_string(d.major) + ":" + s
 
 class CgroupV2 final : public Cgroup {
 public:
-    CgroupV2(const fs::path& mount, const fs::path& parent, const std::string& id, const Resources& res)
+    CgroupV2(const fs::path& mount, const fs::path& parent, const std::string& id, const Resources& res,
+             const RecordCgroups& record)
         : dir_(mount / parent.relative_path() / "srlaunch" / id) {
+        if (record) record({dir_});
         fs::path parent_dir = mount / parent.relative_path();
         std::string wanted = controllers(cgroupfs::read(parent_dir / "cgroup.controllers"));
         if (!wanted.empty()) {
@@ -107,8 +109,8 @@ private:
 }  // namespace
 
 std::unique_ptr<Cgroup> create_cgroup_v2(const fs::path& mount, const fs::path& parent, const std::string& id,
-                                         const Resources& res) {
-    return std::make_unique<CgroupV2>(mount, parent, id, res);
+                                         const Resources& res, const RecordCgroups& record) {
+    return std::make_unique<CgroupV2>(mount, parent, id, res, record);
 }
 
 }  // namespace srl

@@ -307,8 +307,8 @@ ContainerSpec build_spec(const RunFlags& f, std::vector<std::string> rest, const
         if (rootless_setgroups_denied(spec)) spec.process.additional_gids.clear();
     } else if (f.userns == "auto") {
         if (!f.uidmaps.empty() || !f.gidmaps.empty()) throw Error("--userns auto excludes --uidmap/--gidmap");
-        uint32_t base = UsernsRanges(paths.userns()).allocate(spec.id);
-        spec.uid_mappings = spec.gid_mappings = {{0, base, UsernsRanges::kSize}};
+        spec.userns_auto = true;
+        spec.uid_mappings = spec.gid_mappings = {{0, 0, UsernsRanges::kSize}};
     } else if (f.userns != "host") {
         throw Error("unsupported --userns \"" + f.userns + "\": use host or auto");
     } else if (!f.uidmaps.empty() || !f.gidmaps.empty()) {

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <net/if.h>
+#include <poll.h>
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -23,6 +24,9 @@
 #include <cstring>
 #include <optional>
 #include <fstream>
+#include <vector>
+
+#include <linux/close_range.h>
 
 #include "launcher/cgroup.hpp"
 #include "launcher/error.hpp"
@@ -97,12 +101,46 @@ Fd sealed_copy(const fs::path& path, const char* name) {
 
 Fd sealed_srinit() { return sealed_copy(find_srinit(), "srinit"); }
 
+namespace {
+
+// Marks every fd from `first` up close-on-exec. Whatever the caller of srlaunch had open
+// without O_CLOEXEC (a directory, a pipe, a socket) would otherwise cross execve into the
+// container's PID 1, whose /proc/1/fd a process with CAP_SYS_PTRACE can open: a way out to
+// the host (the CVE-2024-21626 class). CLOSE_RANGE_CLOEXEC (Linux 5.11) marks them all in
+// one call; before it, each open fd is marked by hand.
+void cloexec_from(int first) {
+    if (syscall(SYS_close_range, first, ~0u, CLOSE_RANGE_CLOEXEC) == 0) return;
+    Fd dir(check(open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC), "open /proc/self/fd"));
+    std::vector<int> fds;
+    for (const auto& e : fs::directory_iterator("/proc/self/fd")) {
+        int fd = std::atoi(e.path().filename().c_str());
+        if (fd >= first && fd != dir.get()) fds.push_back(fd);
+    }
+    for (int fd : fds) fcntl(fd, F_SETFD, FD_CLOEXEC);
+}
+
+}  // namespace
+
+void close_inherited_fds_except(int keep) {
+    int first = 3;
+    if (keep >= first) {
+        if (keep > first) syscall(SYS_close_range, first, keep - 1, 0);
+        first = keep + 1;
+    }
+    if (syscall(SYS_close_range, first, ~0u, 0) == 0) return;
+    for (int fd = first; fd < 65536; ++fd) close(fd);
+}
+
 void exec_srinit(int srinit_fd, int config_fd) {
     // Move both fds clear of 3 first: either may be 3 now, and dup2 onto itself would keep
     // close-on-exec set.
     int config = check(fcntl(config_fd, F_DUPFD_CLOEXEC, 10), "dup config");
     int init = check(fcntl(srinit_fd, F_DUPFD_CLOEXEC, 10), "dup srinit");
     check(dup2(config, 3), "pass srinit its config");
+    // Only 0, 1, 2 and the config fd cross into the container (srinit closes the config once
+    // read). The fd srinit runs from is close-on-exec too: execveat needs it only until the
+    // new image is loaded.
+    cloexec_from(4);
     const char* argv[] = {"srinit", "--config-fd", "3", nullptr};
     const char* envp[] = {nullptr};
     syscall(SYS_execveat, init, "", argv, envp, AT_EMPTY_PATH);
@@ -152,8 +190,11 @@ public:
             remove_in_user_namespace(userns_, dir_);
             return;
         }
-        std::error_code ec;
-        fs::remove_all(dir_, ec);
+        try {
+            remove_container_files(dir_);
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "srlaunch: %s\n", e.what());
+        }
     }
     // Rootless: removed from inside the container's user namespace (see rootless.hpp).
     void remove_within(Fd userns) { userns_ = std::move(userns); }
@@ -207,16 +248,15 @@ void bring_up_loopback() {
 }
 
 void write_identity_files(const ContainerSpec& spec, const fs::path& dir) {
-    std::ofstream(dir / "hostname") << spec.hostname << "\n";
-    std::ofstream(dir / "hosts") << "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-                                 << "127.0.1.1\t" << spec.hostname << "\n";
-    std::ofstream resolv(dir / "resolv.conf");
+    write_text_file(dir / "hostname", spec.hostname + "\n");
+    write_text_file(dir / "hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t" +
+                                       spec.hostname + "\n");
+    std::string resolv = "# no network (--net none)\n";
     if (spec.net == NetMode::Host) {
         std::ifstream host("/etc/resolv.conf");
-        resolv << host.rdbuf();
-    } else {
-        resolv << "# no network (--net none)\n";
+        resolv.assign(std::istreambuf_iterator<char>(host), std::istreambuf_iterator<char>());
     }
+    write_text_file(dir / "resolv.conf", resolv);
 }
 
 struct ChildContext {
@@ -229,9 +269,21 @@ struct ChildContext {
     std::optional<winsize> console_size;                // -t
 };
 
+// The parent-death signal fires only for a death after it was set: one that came before
+// shows as the hang-up of the parent's end of our socket, which it holds until we exec.
+void exit_if_parent_gone(int sock) {
+    pollfd p{sock, POLLIN, 0};
+    if (poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLERR))) _exit(125);
+}
+
 [[noreturn]] void child_main(const ChildContext& ctx) {
     const ContainerSpec& spec = *ctx.spec;
     try {
+        // The container dies with its supervisor, from its first instruction on: a launcher
+        // or monitor SIGKILLed at any moment leaves no container behind that nobody waits
+        // for. A parent that died before this call closed its end of the socket, so the
+        // receive below fails instead of going on unsupervised.
+        check(prctl(PR_SET_PDEATHSIG, SIGKILL), "set the parent-death signal");
         Fd rootfs = receive_fd(ctx.sock);
         // Only now, inside its own cgroups (the parent attached us before "go"), so that
         // the namespace's root is the container's cgroup, not the launcher's.
@@ -241,6 +293,9 @@ struct ChildContext {
             // Until now we were the unmapped overflow id; become the container's root.
             check(setresgid(0, 0, 0), "setresgid 0 in the user namespace");
             check(setresuid(0, 0, 0), "setresuid 0 in the user namespace");
+            // A change of credentials clears the parent-death signal: set it again.
+            check(prctl(PR_SET_PDEATHSIG, SIGKILL), "set the parent-death signal");
+            exit_if_parent_gone(ctx.sock);
         }
         // Rootless, only we can mount in the new namespaces (launcher/rootless.hpp).
         if (spec.rootless) rootfs = make_rootless_rootfs(spec, *ctx.dir);
@@ -264,10 +319,10 @@ struct ChildContext {
             }
         }
         if (spec.rootless && spec.time_namespace) enter_time_namespace_at_exec(spec.boot_offset_s);
-        // The container dies with its supervisor: a SIGKILLed launcher or monitor leaves no
-        // container behind that nobody can wait for. Set last, as a change of credentials
-        // clears it; srinit is no set-id program, so exec keeps it.
+        // Again last, in case anything above changed credentials; srinit is no set-id
+        // program, so exec keeps it.
         check(prctl(PR_SET_PDEATHSIG, SIGKILL), "set the parent-death signal");
+        exit_if_parent_gone(ctx.sock);
         exec_srinit(ctx.srinit_fd, ctx.config_fd);
     } catch (const std::exception& e) {
         std::string msg = e.what();
@@ -303,39 +358,7 @@ struct LaunchMode {
     Fd* notify = nullptr;  // -d: "ok" or the error goes here once the container runs
 };
 
-int launch(ContainerSpec& spec, const StorePaths& store, const LaunchMode& mode) {
-    fs::path dir = store.containers() / spec.id;
-    fs::create_directories(store.containers());
-    check(mkdir(dir.c_str(), 0700), "create " + dir.string());
-    // Declared first, so released last: `wait` and `rm` take its release to mean that
-    // the container is gone and everything below is cleaned up.
-    SupervisorLock lock = SupervisorLock::acquire(dir);
-    ContainerDir guard(dir, false);
-    // An automatic user-namespace range goes back to the pool with the container.
-    struct UsernsRelease {
-        const StorePaths& store;
-        const ContainerSpec& spec;
-        bool keep = false;
-        ~UsernsRelease() {
-            if (!keep) UsernsRanges(store.userns()).release(spec.id);
-        }
-    } userns_release{store, spec};
-    NameClaim name(store.names(), spec.name, spec.id);
-    for (const char* sub : {"upper", "work", "merged"}) fs::create_directory(dir / sub);
-    if (spec.user_namespace && !spec.rootfs_is_plain_dir) {
-        // The writable layer's root is the container's "/": it must belong to its root.
-        struct stat lower {};
-        check(stat(spec.image_rootfs.c_str(), &lower), "stat " + spec.image_rootfs.string());
-        uid_t uid = *map_to_host(spec.uid_mappings, 0);
-        gid_t gid = *map_to_host(spec.gid_mappings, 0);
-        for (const char* sub : {"upper", "work"}) check(chown((dir / sub).c_str(), uid, gid), "chown " + std::string(sub));
-        check(chmod((dir / "upper").c_str(), lower.st_mode & 07777), "chmod upper");
-    }
-    write_identity_files(spec, dir);
-    std::ofstream(dir / "config.json") << spec_to_json(spec).dump(2) << "\n";
-    // `srlaunch exec` installs the same filter on what it runs.
-    if (!spec.seccomp_bpf.empty()) std::ofstream(dir / "seccomp.bpf", std::ios::binary) << spec.seccomp_bpf;
-
+ContainerState initial_state(const ContainerSpec& spec, const LaunchMode& mode) {
     ContainerState state;
     state.id = spec.id;
     state.name = spec.name;
@@ -350,12 +373,55 @@ int launch(ContainerSpec& spec, const StorePaths& store, const LaunchMode& mode)
     state.monitor_pid = getpid();
     state.network = {{"mode", spec_to_json(spec)["linux"]["network"]}};
     for (const auto& p : spec.ports) state.network["ports"].push_back(format_port_mapping(p));
+    return state;
+}
+
+int launch(ContainerSpec& spec, const StorePaths& store, const LaunchMode& mode) {
+    fs::path dir = store.containers() / spec.id;
+    fs::create_directories(store.containers());
+    check(mkdir(dir.c_str(), 0700), "create " + dir.string());
+    // Declared first, so released last: `wait` and `rm` take its release to mean that
+    // the container is gone and everything below is cleaned up.
+    SupervisorLock lock = SupervisorLock::acquire(dir);
+    ContainerDir guard(dir, false);
+    // An automatic user-namespace range goes back to the pool with the container.
+    struct UsernsRelease {
+        const StorePaths& store;
+        const ContainerSpec& spec;
+        bool keep = false;
+        ~UsernsRelease() {
+            if (!keep && spec.userns_auto) UsernsRanges(store.userns()).release(spec.id);
+        }
+    } userns_release{store, spec};
+    if (spec.userns_auto) {
+        uint32_t base = UsernsRanges(store.userns()).allocate(spec.id);
+        for (auto* maps : {&spec.uid_mappings, &spec.gid_mappings}) *maps = {{0, base, UsernsRanges::kSize}};
+    }
+    // Recorded before anything else is made, and again before each resource is: a start
+    // killed at any moment leaves a container that `ps -a` lists and `rm` removes whole.
+    write_text_file(dir / "config.json", spec_to_json(spec).dump(2) + "\n");
+    ContainerState state = initial_state(spec, mode);
+    if (mode.detached) state.log_path = (dir / "container.log").string();
+    write_state(dir, state);
+    NameClaim name(store.names(), spec.name, spec.id);
+    for (const char* sub : {"upper", "work", "merged"}) fs::create_directory(dir / sub);
+    if (spec.user_namespace && !spec.rootfs_is_plain_dir) {
+        // The writable layer's root is the container's "/": it must belong to its root.
+        struct stat lower {};
+        check(stat(spec.image_rootfs.c_str(), &lower), "stat " + spec.image_rootfs.string());
+        uid_t uid = *map_to_host(spec.uid_mappings, 0);
+        gid_t gid = *map_to_host(spec.gid_mappings, 0);
+        for (const char* sub : {"upper", "work"}) check(chown((dir / sub).c_str(), uid, gid), "chown " + std::string(sub));
+        check(chmod((dir / "upper").c_str(), lower.st_mode & 07777), "chmod upper");
+    }
+    write_identity_files(spec, dir);
+    // `srlaunch exec` installs the same filter on what it runs.
+    if (!spec.seccomp_bpf.empty()) write_text_file(dir / "seccomp.bpf", spec.seccomp_bpf);
 
     // -d: the container's output goes to a log (without -t straight from its stdio, so it
     // survives its monitor), and the monitor's own stderr too, so its last words are there.
     Fd log, attach, stdin_read, stdin_write;
     if (mode.detached) {
-        state.log_path = (dir / "container.log").string();
         log = Fd(check(open(state.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640), "create the log"));
         dup2(log.get(), STDERR_FILENO);
         attach = listen_for_attach(dir);
@@ -366,7 +432,6 @@ int launch(ContainerSpec& spec, const StorePaths& store, const LaunchMode& mode)
             stdin_write = Fd(p[1]);
         }
     }
-    write_state(dir, state);
 
     // Published ports are bound here, before the child exists; destroyed after the child is
     // reaped and before the dir goes: veth, lease and proxy go with it (launcher/network.hpp).
@@ -374,9 +439,12 @@ int launch(ContainerSpec& spec, const StorePaths& store, const LaunchMode& mode)
 
     // Created before the child exists, so it is in its cgroups before it execs anything;
     // declared before the child so the child is reaped before the cgroups are removed.
-    std::unique_ptr<Cgroup> cgroup = spec.rootless ? create_rootless_cgroup(spec) : create_cgroup(spec.id, spec.resources);
-    for (const auto& p : cgroup->paths()) state.cgroups.push_back(p.string());
-    write_state(dir, state);
+    auto record = [&](const std::vector<fs::path>& dirs) {
+        for (const auto& p : dirs) state.cgroups.push_back(p.string());
+        write_state(dir, state);
+    };
+    std::unique_ptr<Cgroup> cgroup = spec.rootless ? create_rootless_cgroup(spec, record)
+                                                   : create_cgroup(spec.id, spec.resources, record);
     Fd srinit = sealed_srinit();
     Fd config = memfd_with(srinit_config_stream(spec), "srinit-config");
     int pair[2];
@@ -490,7 +558,14 @@ int launch(ContainerSpec& spec, const StorePaths& store, const LaunchMode& mode)
     state.status = ContainerState::Status::Exited;
     state.exit_code = code;
     state.finished_ms = now_ms();
-    write_state(dir, state);
+    // The status outlives a store that cannot take the state any more (a full disk), and
+    // the directory itself with --rm: `wait` reads it from the lock it holds open.
+    lock.record_exit(code);
+    try {
+        write_state(dir, state);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "srlaunch: %s\n", e.what());
+    }
     if (state.oom_killed) {
         // Told from the cgroup's own OOM count, not guessed from a SIGKILL.
         std::string limit = spec.resources.memory ? " (limit " + format_mib(*spec.resources.memory) + ")" : "";
@@ -517,6 +592,7 @@ std::string start_detached(ContainerSpec& spec, const StorePaths& store) {
         // Twice forked in a session of its own: the monitor is nobody's child but init's
         // (or the nearest subreaper's) and has no terminal to lose.
         report_read.reset();
+        close_inherited_fds_except(report_write.get());
         setsid();
         pid_t monitor = fork();
         if (monitor != 0) _exit(monitor < 0 ? 125 : 0);

@@ -30,8 +30,12 @@ std::filesystem::path find_srinit();
 // A sealed in-memory copy of it, to run from (container.cpp says why).
 Fd sealed_srinit();
 // Child side, last: execs srinit (an fd from sealed_srinit) with its config stream (a memfd)
-// as fd 3. Returns only by throwing Error.
+// as fd 3; every other fd but 0, 1, 2 is closed by the exec, whoever opened it. Returns only
+// by throwing Error.
 [[noreturn]] void exec_srinit(int srinit_fd, int config_fd);
+// Closes every fd above 2 except `keep` (-1: none): what a monitor does with what its caller
+// had open, so that no pipe or socket of the caller's is held for the container's lifetime.
+void close_inherited_fds_except(int keep);
 // An in-memory file holding `content`, positioned at its start (srinit's config stream).
 Fd memfd_with(const std::string& content, const char* name);
 

@@ -95,14 +95,33 @@ Fd lock_dir(const fs::path& dir) {
 }
 }  // namespace
 
+namespace {
+// A range is handed out only to a container whose directory exists (launch() makes it
+// first), and `rm` releases it before the directory goes. One whose container has no
+// directory was abandoned (the directory was deleted by hand): free again.
+bool abandoned(const fs::path& entry, const fs::path& containers) {
+    std::ifstream f(entry);
+    std::string owner;
+    if (!std::getline(f, owner) || owner.empty()) return false;
+    std::error_code ec;
+    return !fs::exists(containers / owner, ec) && !ec;
+}
+}  // namespace
+
 uint32_t UsernsRanges::allocate(const std::string& container_id) {
     Fd lock = lock_dir(dir_);
     std::vector<uint32_t> taken;
+    fs::path containers = dir_.parent_path() / "containers";
     for (const auto& e : fs::directory_iterator(dir_)) {
         uint32_t base = 0;
         auto name = e.path().filename().string();
-        if (std::from_chars(name.data(), name.data() + name.size(), base).ec == std::errc())
-            taken.push_back(base);
+        if (std::from_chars(name.data(), name.data() + name.size(), base).ec != std::errc()) continue;
+        if (abandoned(e.path(), containers)) {
+            std::error_code ec;
+            fs::remove(e.path(), ec);
+            continue;
+        }
+        taken.push_back(base);
     }
     for (uint32_t base = kFirst; base < kLimit; base += kSize) {
         if (std::find(taken.begin(), taken.end(), base) != taken.end()) continue;

@@ -64,28 +64,20 @@ void stop_container(const ContainerRef& c, int timeout_s) {
 }
 
 int wait_container(const ContainerRef& c) {
-    SupervisorLock::wait_released(c.dir, -1);
+    if (auto code = SupervisorLock::wait_for_exit(c.dir)) return *code;
+    // Its supervisor died before the end (and the container with it): what was recorded.
     std::error_code ec;
-    if (!fs::exists(c.dir / "state.json", ec)) return -1;  // --rm took it with it
+    if (!fs::exists(c.dir / "state.json", ec)) return -1;
     ContainerState s = read_state(c.dir);
     return s.status == ContainerState::Status::Exited ? s.exit_code : -1;
 }
 
-void remove_container(const StorePaths& store, const ContainerRef& c, bool force) {
-    ContainerState s = read_state(c.dir);
-    if (is_running(s, c.dir)) {
-        if (!force)
-            throw Error("container " + c.id.substr(0, 12) + " is running: stop it first, or use rm -f");
-        signal_init(s, SIGKILL);
-    }
-    if (!SupervisorLock::wait_released(c.dir, 30'000))
-        throw Error("container " + c.id.substr(0, 12) + " is still being cleaned up by its monitor");
-    // Ours now: no second `rm` and no late monitor works on it at the same time.
-    SupervisorLock lock = SupervisorLock::acquire(c.dir);
-    if (!fs::exists(c.dir / "state.json")) return;  // another rm was first
-    // The supervisor normally removed the cgroups; one killed with SIGKILL did not. Its
-    // container died with it (PR_SET_PDEATHSIG), but make sure before removing.
-    for (const auto& dir : s.cgroups) {
+namespace {
+
+// The cgroups of a container whose supervisor did not remove them (it was SIGKILLed, or a
+// start was killed right after recording them): whatever still runs there is killed first.
+void remove_cgroups(const std::vector<std::string>& dirs) {
+    for (const auto& dir : dirs) {
         std::error_code ec;
         if (!fs::exists(dir, ec)) continue;
         for (int round = 0; round < 50; ++round) {
@@ -100,25 +92,50 @@ void remove_container(const StorePaths& store, const ContainerRef& c, bool force
         }
         cgroupfs::remove_dir(dir);
     }
-    UsernsRanges(store.userns()).release(s.id);
-    // The veth and address of a container whose supervisor was killed.
-    if (s.network.value("mode", "") == "bridge") release_network(store, s.id);
-    if (!s.name.empty()) {
-        std::error_code ec;
-        fs::path link = store.names() / s.name;
-        if (fs::read_symlink(link, ec) == fs::path(s.id)) fs::remove(link, ec);
-    }
+}
+
+// Every names/ entry that points at the container (the state may be gone, the link not).
+void release_names(const StorePaths& store, const std::string& id) {
     std::error_code ec;
-    std::ifstream config(c.dir / "config.json");
-    auto j = nlohmann::json::parse(config, nullptr, false);
-    if (!j.is_discarded() && j.value("rootless", false) && j.at("linux").value("userNamespace", false)) {
+    for (const auto& e : fs::directory_iterator(store.names(), ec)) {
+        std::error_code rl;
+        if (fs::read_symlink(e.path(), rl) == fs::path(id)) fs::remove(e.path(), rl);
+    }
+}
+
+}  // namespace
+
+void remove_container(const StorePaths& store, const ContainerRef& c, bool force) {
+    ContainerState s = read_state(c.dir);
+    if (is_running(s, c.dir)) {
+        if (!force)
+            throw Error("container " + c.id.substr(0, 12) + " is running: stop it first, or use rm -f");
+        signal_init(s, SIGKILL);
+    }
+    if (!SupervisorLock::wait_released(c.dir, 30'000))
+        throw Error("container " + c.id.substr(0, 12) + " is still being cleaned up by its monitor");
+    // Ours now: no second `rm` and no late monitor works on it at the same time. Gone
+    // meanwhile (a --rm container's monitor removed it, or another rm did): done.
+    std::optional<SupervisorLock> lock = SupervisorLock::acquire_existing(c.dir);
+    if (!lock) return;
+    s = read_state(c.dir);  // as its supervisor left it
+    std::ifstream config_file(c.dir / "config.json");
+    auto config = nlohmann::json::parse(config_file, nullptr, false);
+    bool have_config = !config.is_discarded() && config.contains("linux");
+    // Each resource is released whatever the others do; each release is idempotent, so an
+    // `rm` killed halfway is finished by the next one.
+    remove_cgroups(s.cgroups);
+    UsernsRanges(store.userns()).release(c.id);
+    std::string net_mode = s.network.value("mode", have_config ? config["linux"].value("network", "") : "");
+    if (net_mode == "bridge") release_network(store, c.id);
+    release_names(store, c.id);
+    if (have_config && config.value("rootless", false) && config.at("linux").value("userNamespace", false)) {
         // Its files belong to subordinate ids the caller cannot delete as itself.
-        remove_in_user_namespace(user_namespace_like(spec_from_json(j)), c.dir);
+        remove_in_user_namespace(user_namespace_like(spec_from_json(config)), c.dir);
         if (fs::exists(c.dir)) throw Error("could not remove " + c.dir.string());
         return;
     }
-    fs::remove_all(c.dir, ec);
-    if (ec) throw Error("remove " + c.dir.string() + ": " + ec.message());
+    remove_container_files(c.dir);
 }
 
 }  // namespace srl

@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "launcher/error.hpp"
+#include "launcher/state.hpp"
 
 extern char** environ;
 
@@ -393,7 +394,7 @@ std::optional<fs::path> rootless_cgroup_parent(const Resources& res, const Rootl
     return parent;
 }
 
-std::unique_ptr<Cgroup> create_rootless_cgroup(const ContainerSpec& spec) {
+std::unique_ptr<Cgroup> create_rootless_cgroup(const ContainerSpec& spec, const RecordCgroups& record) {
     auto parent = rootless_cgroup_parent(spec.resources, RootlessCgroupHost::current());
     if (!parent) return std::make_unique<NoCgroup>();
     // No device program: loading and attaching BPF takes privileges the user lacks. Nothing
@@ -401,7 +402,7 @@ std::unique_ptr<Cgroup> create_rootless_cgroup(const ContainerSpec& spec) {
     // own, bind-mounted, which keep the host's permissions.
     Resources res = spec.resources;
     res.device_rules.clear();
-    return create_cgroup_v2("/sys/fs/cgroup", *parent, spec.id, res);
+    return create_cgroup_v2("/sys/fs/cgroup", *parent, spec.id, res, record);
 }
 
 void make_private_store(const fs::path& root) {
@@ -423,15 +424,19 @@ void remove_in_user_namespace(const Fd& userns, const fs::path& dir) noexcept {
         // holds; it needs a single-threaded caller too, which a fresh child is. Inside, the
         // caller is root with CAP_DAC_OVERRIDE over every file whose owner is mapped there:
         // all the container could create.
-        std::error_code ec;
-        if (setns(userns.get(), CLONE_NEWUSER) == 0) fs::remove_all(dir, ec);
+        try {
+            if (setns(userns.get(), CLONE_NEWUSER) == 0) remove_container_files(dir);
+        } catch (...) {
+        }
         _exit(0);
     }
     if (pid > 0)
         while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
         }
-    std::error_code ec;
-    fs::remove_all(dir, ec);  // what is left (nothing, unless the namespace was out of reach)
+    try {
+        remove_container_files(dir);  // what is left (nothing, unless the namespace was out of reach)
+    } catch (...) {
+    }
 }
 
 Fd user_namespace_like(const ContainerSpec& spec) {

@@ -90,7 +90,7 @@ struct RootlessCgroupHost {
 std::optional<std::filesystem::path> rootless_cgroup_parent(const Resources& res, const RootlessCgroupHost& host);
 // The container's cgroup for a rootless run: none (an object that does nothing) or one in
 // the delegated v2 subtree.
-std::unique_ptr<Cgroup> create_rootless_cgroup(const ContainerSpec& spec);
+std::unique_ptr<Cgroup> create_rootless_cgroup(const ContainerSpec& spec, const RecordCgroups& record = {});
 
 // The store root, created 0700 with any missing parents (as the XDG spec asks of
 // $XDG_DATA_HOME): images and containers of one user are no one else's business.

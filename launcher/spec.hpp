@@ -114,6 +114,9 @@ struct ContainerSpec {
     std::vector<PortMapping> ports;    // -p (bridge only)
     bool user_namespace = false;       // set when there are mappings
     std::vector<IdMapping> uid_mappings, gid_mappings;
+    // --userns auto: the mappings' host side is a range that launch() takes from the pool
+    // once the container's directory records it (until then they start at host id 0).
+    bool userns_auto = false;
     bool time_namespace = false;
     int64_t boot_offset_s = 0;         // CLOCK_BOOTTIME/MONOTONIC offset in the time namespace
 

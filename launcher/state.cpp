@@ -2,9 +2,12 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <fstream>
 #include <sstream>
@@ -23,6 +26,7 @@ const char* status_name(ContainerState::Status s) {
         case ContainerState::Status::Created: return "created";
         case ContainerState::Status::Running: return "running";
         case ContainerState::Status::Exited: return "exited";
+        case ContainerState::Status::Dead: return "dead";
     }
     return "?";
 }
@@ -59,7 +63,10 @@ ContainerState ContainerState::from_json(const json& j) {
     s.image = j.value("image", "");
     s.command = j.value("command", std::vector<std::string>{});
     std::string st = j.value("status", "created");
-    s.status = st == "running" ? Status::Running : st == "exited" ? Status::Exited : Status::Created;
+    s.status = st == "running" ? Status::Running
+               : st == "exited" ? Status::Exited
+               : st == "dead"   ? Status::Dead
+                                : Status::Created;
     s.exit_code = j.value("exitCode", -1);
     s.oom_killed = j.value("oomKilled", false);
     s.pid = j.value("pid", 0);
@@ -97,24 +104,42 @@ uint64_t process_start_time(pid_t pid) {
     return 0;
 }
 
+void write_text_file(const fs::path& path, const std::string& text, mode_t mode) {
+    Fd fd(check(open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode), "create " + path.string()));
+    for (size_t done = 0; done < text.size();) {
+        ssize_t n = write(fd.get(), text.data() + done, text.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw_errno("write " + path.string());
+        done += static_cast<size_t>(n);
+    }
+    // Some filesystems report a full disk only when the file is closed.
+    if (close(fd.release()) < 0) throw_errno("write " + path.string());
+}
+
 void write_state(const fs::path& dir, const ContainerState& state) {
     fs::path tmp = dir / ".state.json.tmp", final = dir / "state.json";
-    {
-        std::ofstream out(tmp, std::ios::trunc);
-        out << state.to_json().dump(2) << "\n";
-        if (!out.flush()) throw Error("write " + tmp.string());
-    }
+    write_text_file(tmp, state.to_json().dump(2) + "\n");
     check(rename(tmp.c_str(), final.c_str()), "record the state of " + state.id.substr(0, 12));
 }
 
 ContainerState read_state(const fs::path& dir) {
     std::ifstream in(dir / "state.json");
-    if (!in) throw Error("no state for container " + dir.filename().string());
-    try {
-        return ContainerState::from_json(json::parse(in));
-    } catch (const json::exception& e) {
-        throw Error("corrupt state of container " + dir.filename().string() + ": " + e.what());
+    if (in) {
+        try {
+            return ContainerState::from_json(json::parse(in));
+        } catch (const json::exception&) {
+            // Only a crash of the filesystem itself: state.json is replaced atomically.
+        }
     }
+    struct stat st {};
+    if (stat(dir.c_str(), &st) < 0) throw Error("no such container: " + dir.filename().string().substr(0, 12));
+    // A directory without a (readable) state: a start or an `rm` killed halfway. Listed
+    // and removable like any other container.
+    ContainerState dead;
+    dead.id = dir.filename().string();
+    dead.status = ContainerState::Status::Dead;
+    dead.created_ms = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1'000'000;
+    return dead;
 }
 
 SupervisorLock SupervisorLock::acquire(const fs::path& dir) {
@@ -123,6 +148,36 @@ SupervisorLock SupervisorLock::acquire(const fs::path& dir) {
                         "create the supervisor lock"));
     while (flock(lock.fd_.get(), LOCK_EX) < 0)
         if (errno != EINTR) throw_errno("lock the container");
+    return lock;
+}
+
+void SupervisorLock::record_exit(int code) noexcept {
+    std::string text = std::to_string(code) + "\n";
+    (void)!pwrite(fd_.get(), text.data(), text.size(), 0);
+}
+
+std::optional<int> SupervisorLock::wait_for_exit(const fs::path& dir) {
+    Fd fd(open((dir / "supervisor.lock").c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) return std::nullopt;  // never supervised, or removed already
+    while (flock(fd.get(), LOCK_SH) < 0)
+        if (errno != EINTR) throw_errno("wait for the container");
+    char buf[16] = {};
+    ssize_t n = pread(fd.get(), buf, sizeof buf - 1, 0);
+    int code = 0;
+    if (n <= 0 || std::from_chars(buf, buf + n, code).ec != std::errc()) return std::nullopt;
+    return code;
+}
+
+std::optional<SupervisorLock> SupervisorLock::acquire_existing(const fs::path& dir) {
+    SupervisorLock lock;
+    lock.fd_ = Fd(open((dir / "supervisor.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    if (!lock.fd_ && errno == ENOENT) return std::nullopt;
+    if (!lock.fd_) throw_errno("create the supervisor lock");
+    while (flock(lock.fd_.get(), LOCK_EX) < 0)
+        if (errno != EINTR) throw_errno("lock the container");
+    // Removed while we waited: the lock file we hold is unlinked.
+    struct stat st {};
+    if (fstat(lock.fd_.get(), &st) == 0 && st.st_nlink == 0) return std::nullopt;
     return lock;
 }
 
@@ -141,6 +196,7 @@ bool SupervisorLock::wait_released(const fs::path& dir, int timeout_ms) {
 }
 
 std::string display_status(const ContainerState& s, bool alive) {
+    if (s.status == ContainerState::Status::Dead) return alive ? "created" : "dead";
     if (s.status == ContainerState::Status::Exited) {
         if (s.oom_killed) return "oom-killed";
         return "exited (" + std::to_string(s.exit_code) + ")";
@@ -154,10 +210,27 @@ std::vector<ContainerRef> list_containers(const StorePaths& store) {
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(store.containers(), ec)) {
         std::string id = e.path().filename().string();
-        if (id.size() != 64 || !fs::exists(e.path() / "state.json")) continue;
+        if (id.size() != 64 || id.find_first_not_of("0123456789abcdef") != std::string::npos) continue;
         out.push_back({id, e.path()});
     }
     return out;
+}
+
+void remove_container_files(const fs::path& dir) {
+    static const char* const kLast[] = {"state.json", "config.json", "supervisor.lock"};
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir, ec)) {
+        std::string name = e.path().filename().string();
+        if (std::find(std::begin(kLast), std::end(kLast), name) != std::end(kLast)) continue;
+        std::error_code rm;
+        fs::remove_all(e.path(), rm);
+        if (rm) throw Error("remove " + e.path().string() + ": " + rm.message());
+    }
+    if (ec == std::errc::no_such_file_or_directory) return;  // removed already
+    if (ec) throw Error("read " + dir.string() + ": " + ec.message());
+    for (const char* name : kLast)
+        if (unlink((dir / name).c_str()) < 0 && errno != ENOENT) throw_errno("remove " + (dir / name).string());
+    if (rmdir(dir.c_str()) < 0 && errno != ENOENT) throw_errno("remove " + dir.string());
 }
 
 ContainerRef find_container(const StorePaths& store, const std::string& arg) {
@@ -167,7 +240,7 @@ ContainerRef find_container(const StorePaths& store, const std::string& arg) {
     fs::path target = fs::read_symlink(store.names() / arg, ec);
     if (!ec && arg.find('/') == std::string::npos) {
         fs::path dir = store.containers() / target;
-        if (fs::exists(dir / "state.json")) return {target.string(), dir};
+        if (fs::exists(dir)) return {target.string(), dir};
     }
     std::vector<ContainerRef> matches;
     for (auto& c : list_containers(store))

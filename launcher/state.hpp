@@ -21,7 +21,8 @@
 namespace srl {
 
 struct ContainerState {
-    enum class Status { Created, Running, Exited };
+    // Dead: a directory without a state, left by a start or an `rm` killed halfway.
+    enum class Status { Created, Running, Exited, Dead };
     std::string id, name, image;
     std::vector<std::string> command;
     Status status = Status::Created;
@@ -48,7 +49,12 @@ uint64_t process_start_time(pid_t pid);
 // Writes state.json in `dir` atomically (a temporary file renamed over it), so a reader
 // never sees half a state.
 void write_state(const std::filesystem::path& dir, const ContainerState& state);
-ContainerState read_state(const std::filesystem::path& dir);  // throws Error
+// Writes (creates or truncates) a file, each failure with its errno text.
+// (mode before the umask; the container's /etc/hosts and friends must be readable to all).
+void write_text_file(const std::filesystem::path& path, const std::string& text, mode_t mode = 0644);
+// Throws Error when the directory is gone; a directory without a readable state.json reads
+// as a Dead container.
+ContainerState read_state(const std::filesystem::path& dir);
 
 // Held (flock, exclusive) by the supervising process for as long as it lives. Others probe
 // it: free means nobody supervises the container any more. Never inherited by the
@@ -57,16 +63,25 @@ class SupervisorLock {
 public:
     SupervisorLock() = default;
     static SupervisorLock acquire(const std::filesystem::path& container_dir);  // blocks
+    // The same for a container that may have been removed meanwhile: nullopt then.
+    static std::optional<SupervisorLock> acquire_existing(const std::filesystem::path& container_dir);
     static bool held_by_someone(const std::filesystem::path& container_dir);
     // Waits up to `timeout_ms` (-1: for ever) for the supervisor to finish; true when it has.
     static bool wait_released(const std::filesystem::path& container_dir, int timeout_ms);
+    // The container's exit status, written into the lock file itself: a waiter holding the
+    // file open reads it even after `--rm` removed the directory.
+    void record_exit(int code) noexcept;
+    // Waits for the supervisor to finish and returns the status it recorded (nullopt: it
+    // died before recording one). The lock file is opened first, so a --rm that removes the
+    // directory meanwhile takes nothing from us.
+    static std::optional<int> wait_for_exit(const std::filesystem::path& container_dir);
 
 private:
     Fd fd_;
 };
 
 // "running", "exited (0)", "oom-killed", "exited (unknown)" (its supervisor died without
-// recording an end), "created".
+// recording an end), "created", "dead" (partly created or removed).
 std::string display_status(const ContainerState& state, bool supervisor_alive);
 
 // The container an argument names: a full id, a unique id prefix, or a name.
@@ -75,7 +90,12 @@ struct ContainerRef {
     std::filesystem::path dir;
 };
 ContainerRef find_container(const StorePaths& store, const std::string& id_or_name);
-std::vector<ContainerRef> list_containers(const StorePaths& store);  // those with a state.json
+std::vector<ContainerRef> list_containers(const StorePaths& store);  // every container directory
+
+// Removes a container's directory in an order that a kill at any moment cannot turn into a
+// directory nobody recognizes: everything else first, then state.json and config.json (what
+// says which resources to release), then the directory. Throws Error when it stays.
+void remove_container_files(const std::filesystem::path& dir);
 
 // An fd on the container's PID 1 that is checked against the recorded start time, so a
 // signal never reaches a process that merely reuses the pid. Invalid when it is gone.

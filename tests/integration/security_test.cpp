@@ -1,10 +1,14 @@
 // Capabilities and no_new_privs of the workload (issue 6, first part).
+#include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "../support/alpine_store.hpp"
@@ -167,4 +171,75 @@ TEST_CASE("security: root with every capability cannot write the host's srlaunch
 
     CHECK(sha256(launcher) == launcher_sum);
     CHECK(sha256(init) == init_sum);
+}
+
+namespace {
+
+// What a careless caller of srlaunch holds open without O_CLOEXEC: a directory of the host
+// (through /proc/1/fd/N a way out of the container), a file, both ends of a pipe and a
+// socket. Closed with the object.
+struct CallerFds {
+    explicit CallerFds(const std::string& dir) {
+        fds.push_back(open(dir.c_str(), O_RDONLY | O_DIRECTORY));
+        fds.push_back(open((dir + "/caller-file").c_str(), O_RDWR | O_CREAT, 0600));
+        int p[2], sv[2];
+        REQUIRE(pipe(p) == 0);
+        REQUIRE(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+        fds.insert(fds.end(), {p[0], p[1], sv[0], sv[1]});
+        for (int fd : fds) REQUIRE(fd >= 3);
+        opts.leak_fds = fds;
+    }
+    ~CallerFds() {
+        for (int fd : fds) close(fd);
+    }
+    // A shell line that prints "leak:WHO:N" for each of our numbers open in process WHO
+    // (1: srinit, $$: the shell) and tries the escape through the directory.
+    std::string probe() const {
+        std::string s = "for w in 1 $$; do for n in";
+        for (int fd : fds) s += " " + std::to_string(fd);
+        s += "; do [ -e /proc/$w/fd/$n ] && echo leak:$w:$n; done; done; echo x > /proc/1/fd/" +
+             std::to_string(fds[0]) + "/ESCAPED 2>/dev/null; ls /proc/1/fd | tr '\\n' ' '; true";
+        return s;
+    }
+    std::vector<int> fds;
+    SpawnOptions opts;
+};
+
+}  // namespace
+
+TEST_CASE("security: no caller fd reaches PID 1, an exec'd process or a -d monitor (CVE-2024-21626)", "[security]") {
+    AlpineStore s;
+    TempDir host;
+    CallerFds caller(host.path());
+    // CAP_SYS_PTRACE lets the container open /proc/1/fd/* of its PID 1, whose capabilities
+    // exceed its own: what srinit holds is what the container could reach.
+    for (const std::string userns : {"host", "auto"}) {
+        INFO("--userns " << userns);
+        auto r = run(s.alpine_argv({"--userns", userns, "--cap-add", "SYS_PTRACE"}, {"sh", "-c", caller.probe()}), caller.opts);
+        INFO(r.err);
+        CHECK(r.status == 0);
+        CHECK(r.out == "0 1 2 ");  // srinit: its stdio only (its config fd is closed once read)
+        CHECK(!fs::exists(host / "ESCAPED"));
+    }
+
+    auto started = run(s.argv({"run", "-d", "--cap-add", "SYS_PTRACE", "alpine:3.20", "sleep", "1000"}), caller.opts);
+    REQUIRE(started.status == 0);
+    std::string id = started.out.substr(0, 64);
+    auto exec = run(s.argv({"exec", id, "sh", "-c", caller.probe()}), caller.opts);
+    INFO(exec.err);
+    CHECK(exec.status == 0);
+    CHECK(exec.out == "0 1 2 ");
+    CHECK(!fs::exists(host / "ESCAPED"));
+    // The monitor holds none of them either: a caller's pipe must not stay open for the
+    // container's lifetime.
+    auto state = nlohmann::json::parse(read_file(s.path("containers/" + id + "/state.json")));
+    pid_t monitor = state.at("monitorPid");
+    for (int fd : caller.fds) {
+        INFO("fd " << fd);
+        std::string theirs = fs::path("/proc/" + std::to_string(monitor) + "/fd/" + std::to_string(fd));
+        std::error_code ec;
+        auto target = fs::read_symlink(theirs, ec);
+        if (!ec) CHECK(target != fs::read_symlink("/proc/self/fd/" + std::to_string(fd)));
+    }
+    CHECK(s.srl({"rm", "-f", id}).status == 0);
 }

@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "../support/alpine_store.hpp"
+#include "../support/caller_fds.hpp"
 #include "../support/proc.hpp"
 #include "../support/servers.hpp"
 #include "launcher/cgroup.hpp"
@@ -465,6 +466,29 @@ TEST_CASE("rootless: run -d, exec, stop, and rm of files owned by subordinate id
     INFO(rm.err);
     CHECK(rm.status == 0);
     CHECK(!fs::exists(u.store() + "/containers/" + id));
+    u.check_nothing_left();
+}
+
+TEST_CASE("rootless: no caller fd reaches PID 1, an exec'd process or a -d container", "[rootless][security]") {
+    RootlessUser u;
+    u.import_alpine();
+    TempDir host;
+    REQUIRE(chmod(host.path().c_str(), 0777) == 0);  // the user could write here: an escape would show
+    CallerFds caller(host.path());
+    auto fg = run(u.argv({"run", "--rm", "--cap-add", "SYS_PTRACE", "alpine:3.20", "sh", "-c", caller.probe()}), caller.opts);
+    INFO(fg.err);
+    CHECK(fg.status == 0);
+    CHECK(fg.out == "0 1 2 ");
+    auto started = run(u.argv({"run", "-d", "--cap-add", "SYS_PTRACE", "alpine:3.20", "sleep", "300"}), caller.opts);
+    INFO(started.err);
+    REQUIRE(started.status == 0);
+    std::string id = trim(started.out);
+    auto exec = run(u.argv({"exec", id, "sh", "-c", caller.probe()}), caller.opts);
+    INFO(exec.err);
+    CHECK(exec.status == 0);
+    CHECK(exec.out == "0 1 2 ");
+    CHECK(!fs::exists(host / "ESCAPED"));
+    CHECK(u.srl({"rm", "-f", id}).status == 0);
     u.check_nothing_left();
 }
 

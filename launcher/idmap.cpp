@@ -125,7 +125,14 @@ uint32_t UsernsRanges::allocate(const std::string& container_id) {
     }
     for (uint32_t base = kFirst; base < kLimit; base += kSize) {
         if (std::find(taken.begin(), taken.end(), base) != taken.end()) continue;
-        std::ofstream(dir_ / std::to_string(base)) << container_id << "\n";
+        fs::path entry = dir_ / std::to_string(base);
+        Fd f(check(open(entry.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644), "create " + entry.string()));
+        std::string line = container_id + "\n";
+        if (write(f.get(), line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
+            int err = errno;
+            unlink(entry.c_str());
+            throw Error("write " + entry.string(), err);
+        }
         return base;
     }
     throw Error("no free user namespace range left for --userns auto");

@@ -222,7 +222,7 @@ int LifecycleCommands::logs(const StorePaths& paths) {
     ContainerState s = read_state(c.dir);
     if (s.log_path.empty()) throw Error("container " + c.id.substr(0, 12) + " has no log: only containers started with -d keep one");
     std::ifstream in(s.log_path, std::ios::binary);
-    if (!in) throw Error("cannot read the log of " + c.id.substr(0, 12));
+    if (!in) throw Error("cannot read the log of " + c.id.substr(0, 12), errno);
     std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     size_t start = 0;
     if (logs_tail_ >= 0) {

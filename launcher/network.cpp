@@ -270,11 +270,7 @@ void LeaseTable::save() const {
     for (const auto& [b, a] : next_) next[b] = netlink::format_ipv4(a);
     fs::path dir = store_.root / "network";
     fs::path tmp = dir / "leases.json.tmp", file = dir / "leases.json";
-    {
-        std::ofstream out(tmp, std::ios::trunc);
-        out << json{{"leases", leases}, {"next", next}}.dump(1) << "\n";
-        if (!out.flush()) throw Error("write " + tmp.string());
-    }
+    write_text_file(tmp, json{{"leases", leases}, {"next", next}}.dump(1) + "\n");
     check(rename(tmp.c_str(), file.c_str()), "rename " + tmp.string());
 }
 

@@ -4,7 +4,8 @@
 // rt_sigtimedwait, so there are no handlers, no races with reaping and no heap. SIGCHLD
 // means "reap everything"; any other signal goes to the workload. When the workload ends,
 // whatever it left behind gets SIGTERM, a grace period, then SIGKILL, and srinit exits with
-// the workload's status only when nothing is left.
+// the workload's status only when nothing is left. A SIGTERM, SIGINT or SIGHUP during that
+// grace period ends it at once: SIGKILL, reap, exit with the workload's status.
 #include <cerrno>
 #include <csignal>
 #include <ctime>
@@ -79,6 +80,9 @@ bool read_stream(Config& cfg) {
     return true;
 }
 
+// Signals that ask srinit to stop: while draining they cut the grace period short.
+bool is_stop_request(int sig) { return sig == SIGTERM || sig == SIGINT || sig == SIGHUP; }
+
 // The supervision loop. Returns srinit's exit status.
 int supervise(pid_t workload, const Config& cfg) {
     bool done = false;       // the workload has been reaped
@@ -115,8 +119,17 @@ int supervise(pid_t workload, const Config& cfg) {
             timespec ts{wait / 1000, (wait % 1000) * 1'000'000L};
             sig = ksig::wait(ksig::kAll, &info, &ts);
         }
-        if (sig <= 0 || sig == SIGCHLD || done) continue;
-        // Any other signal goes to the workload, 32..34 and the real-time ones included.
+        if (sig <= 0 || sig == SIGCHLD) continue;
+        if (done) {
+            // Draining: the workload is gone, so there is no one to forward to. A stop request
+            // (`srlaunch stop`, Ctrl-C, a hangup) ends the grace period now: SIGKILL whatever
+            // is left, reap it, and exit with the workload's status, before whoever asked
+            // loses patience and SIGKILLs us, which would lose that status. Anything else is
+            // dropped.
+            if (is_stop_request(sig)) killing = true;
+            continue;
+        }
+        // Every other signal goes to the workload, 32..34 and the real-time ones included.
         // Stop signals (Ctrl-Z's SIGTSTP, SIGTTIN, SIGTTOU) are forwarded like the rest:
         // srinit never stops itself, the job does. (SIGKILL and SIGSTOP never get here: the
         // kernel lets no one block or wait for them.)

@@ -236,6 +236,35 @@ TEST_CASE("no inherited ignored or blocked signal of 1..64 reaches the workload"
     CHECK(c.out().find("exited 4\n") != std::string::npos);
 }
 
+TEST_CASE("a stop request during the drain ends it and keeps the workload's status", "[srinit][signals]") {
+    // The workload leaves a recorder behind (it takes SIGTERM and lives on) and exits 3. The
+    // drain's SIGTERM reaching the recorder shows srinit is in its 10 s grace period. A SIGUSR1
+    // then is dropped; a SIGTERM, SIGINT or SIGHUP ends the grace at once: the recorder is
+    // killed and srinit exits 3, where `srlaunch stop` would otherwise SIGKILL it (137).
+    require_root();
+    auto pid1 = GENERATE(false, true);
+    auto stop = GENERATE(SIGTERM, SIGINT, SIGHUP);
+    INFO((pid1 ? "as PID 1" : "standalone") << ", stopped with signal " << stop);
+    TempDir dir;
+    std::string ready = dir / "ready";
+    std::string script = sigrecord() + " record " + ready + " & while [ ! -e " + ready +
+                         " ]; do sleep 0.01; done; exit 3";
+    Child c(init({"sh", "-c", script}, {"-t", "10"}), pid1 ? in_namespace() : SpawnOptions{});
+    REQUIRE(c.read_until("got 15\n", 10s));
+
+    REQUIRE(kill(c.pid(), SIGUSR1) == 0);
+    std::this_thread::sleep_for(300ms);
+    char state = process_state(c.pid());
+    CHECK(state != '\0');
+    CHECK(state != 'Z');  // still draining
+
+    auto start = Clock::now();
+    REQUIRE(kill(c.pid(), stop) == 0);
+    CHECK(c.wait(30s) == 3);
+    CHECK(seconds_since(start) < 5.0);  // not the 10 s grace
+    CHECK(c.out().find("got 10\n") == std::string::npos);
+}
+
 TEST_CASE("leftover processes get SIGTERM, a grace period, then SIGKILL", "[srinit]") {
     require_root();
     TempDir dir;

@@ -1,10 +1,11 @@
 // srinit: PID 1 of every srlaunch container, and a standalone init like tini.
 //
-// One process, one loop: every signal is blocked and taken synchronously with sigtimedwait,
-// so there are no handlers, no races with reaping and no heap. SIGCHLD means "reap
-// everything"; any other signal goes to the workload. When the workload ends, whatever it
-// left behind gets SIGTERM, a grace period, then SIGKILL, and srinit exits with the
-// workload's status only when nothing is left.
+// One process, one loop: every signal, all 64, is blocked and taken synchronously with
+// rt_sigtimedwait, so there are no handlers, no races with reaping and no heap. SIGCHLD
+// means "reap everything"; any other signal goes to the workload. When the workload ends,
+// whatever it left behind gets SIGTERM, a grace period, then SIGKILL, and srinit exits with
+// the workload's status only when nothing is left. A SIGTERM, SIGINT or SIGHUP during that
+// grace period ends it at once: SIGKILL, reap, exit with the workload's status.
 #include <cerrno>
 #include <csignal>
 #include <ctime>
@@ -18,6 +19,7 @@
 #include "out.hpp"
 #include "privileges.hpp"
 #include "reaper.hpp"
+#include "signals.hpp"
 #include "workload.hpp"
 
 #ifndef SRINIT_VERSION
@@ -78,10 +80,11 @@ bool read_stream(Config& cfg) {
     return true;
 }
 
+// Signals that ask srinit to stop: while draining they cut the grace period short.
+bool is_stop_request(int sig) { return sig == SIGTERM || sig == SIGINT || sig == SIGHUP; }
+
 // The supervision loop. Returns srinit's exit status.
 int supervise(pid_t workload, const Config& cfg) {
-    sigset_t all;
-    sigfillset(&all);
     bool done = false;       // the workload has been reaped
     int status = 0;
     long deadline = 0;       // while draining: when SIGTERM turns into SIGKILL
@@ -102,18 +105,34 @@ int supervise(pid_t workload, const Config& cfg) {
         }
         if (killing) signal_everyone(SIGKILL);  // again each round: forks can race kill(-1)
 
+        // Every signal, 1..64, is blocked (see run()), so each one stays pending until taken
+        // here: the kernel discards a signal as ignored only if it is not blocked, which
+        // covers both an inherited SIG_IGN and its rule that a namespace's init does not get
+        // signals it has no handler for (from inside the namespace).
         siginfo_t info{};
         int sig;
         if (!done) {
-            sig = sigwaitinfo(&all, &info);
+            sig = ksig::wait(ksig::kAll, &info, nullptr);
         } else {
             long wait = killing ? 100 : deadline - now_ms();
+            if (wait < 0) wait = 0;
             timespec ts{wait / 1000, (wait % 1000) * 1'000'000L};
-            sig = sigtimedwait(&all, &info, &ts);
+            sig = ksig::wait(ksig::kAll, &info, &ts);
         }
-        if (sig <= 0 || sig == SIGCHLD || done) continue;
+        if (sig <= 0 || sig == SIGCHLD) continue;
+        if (done) {
+            // Draining: the workload is gone, so there is no one to forward to. A stop request
+            // (`srlaunch stop`, Ctrl-C, a hangup) ends the grace period now: SIGKILL whatever
+            // is left, reap it, and exit with the workload's status, before whoever asked
+            // loses patience and SIGKILLs us, which would lose that status. Anything else is
+            // dropped.
+            if (is_stop_request(sig)) killing = true;
+            continue;
+        }
+        // Every other signal goes to the workload, 32..34 and the real-time ones included.
         // Stop signals (Ctrl-Z's SIGTSTP, SIGTTIN, SIGTTOU) are forwarded like the rest:
-        // srinit never stops itself, the job does.
+        // srinit never stops itself, the job does. (SIGKILL and SIGSTOP never get here: the
+        // kernel lets no one block or wait for them.)
         kill(cfg.group ? -workload : workload, sig);
     }
 }
@@ -158,9 +177,15 @@ int run(int argc, char** argv) {
         say_errno(errno, "cannot become a subreaper");
         return kExitInitFailed;
     }
-    sigset_t all;
-    sigfillset(&all);
-    sigprocmask(SIG_BLOCK, &all, nullptr);
+    // Block all 64 signals: supervise() takes them synchronously. musl's sigfillset would
+    // leave 32..34 out (signals.hpp), and 34 is glibc's SIGRTMIN, so the raw call.
+    ksig::set_mask(SIG_BLOCK, ksig::kAll);
+    // With every signal blocked, dispositions no longer decide what happens to a signal sent
+    // to us, except one: an inherited SIG_IGN on SIGCHLD tells the kernel to reap our children
+    // itself and send no SIGCHLD, which would lose the workload's status and leave us waiting
+    // forever. Reset all of them (after blocking, so a signal cannot kill us in between);
+    // the workload resets them again, for `srlaunch exec` processes that skip this.
+    ksig::reset_dispositions();
 
     // Hand the terminal to the workload only if we hold it: a background srinit must not
     // steal the foreground from the shell that started it.

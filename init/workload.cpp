@@ -8,6 +8,7 @@
 
 #include "out.hpp"
 #include "privileges.hpp"
+#include "signals.hpp"
 
 extern char** environ;
 
@@ -26,14 +27,11 @@ static void close_inherited_fds(int keep) {
 }
 
 // A signal ignored across exec stays ignored in the new program, and a blocked one stays
-// blocked: reset both so the workload does not inherit srinit's (or its parent's) choices.
+// blocked: reset both, for all 64 signals (musl's sigaction and sigfillset would skip 32..34,
+// see signals.hpp), so the workload does not inherit srinit's (or its parent's) choices.
 static void reset_signals() {
-    struct sigaction dfl {};
-    dfl.sa_handler = SIG_DFL;
-    for (int sig = 1; sig < _NSIG; ++sig) sigaction(sig, &dfl, nullptr);  // EINVAL for KILL/STOP
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
+    ksig::reset_dispositions();
+    ksig::set_mask(SIG_SETMASK, ksig::kNone);
 }
 
 [[noreturn]] void exec_workload(const Config& cfg, bool take_terminal) {

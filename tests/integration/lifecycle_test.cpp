@@ -128,6 +128,25 @@ TEST_CASE("run -d: a service listed, logged, exec'd into, measured, stopped and 
     CHECK(s.srl({"ps", "-a"}).out.find(id.substr(0, 12)) == std::string::npos);
 }
 
+TEST_CASE("stop while srinit drains leftovers: the workload's status survives", "[lifecycle][signals]") {
+    // The workload leaves a child that outlives SIGTERM and exits 3. srinit then SIGTERMs
+    // the child and gives it the container's --stop-timeout (10 s) before SIGKILL; the child
+    // says "draining" when that SIGTERM comes. `stop -t 1` must not wait that out and SIGKILL
+    // srinit (which would record 137): its SIGTERM ends the drain, and 3 is recorded.
+    AlpineStore s;
+    std::string id = detach(s, {"--stop-timeout", "10", "alpine:3.20", "sh", "-c",
+                                "(trap 'echo draining' TERM; while :; do sleep 0.1; done) & "
+                                "sleep 0.5; exit 3"});
+    REQUIRE(eventually([&] { return s.srl({"logs", id}).out.find("draining") != std::string::npos; }));
+    auto stop = s.srl({"stop", "-t", "1", id});
+    INFO(stop.err);
+    CHECK(stop.status == 0);
+    CHECK(s.srl({"wait", id}).out == "3\n");
+    CHECK(s.srl({"ps", "-a"}).out.find("exited (3)") != std::string::npos);
+    CHECK(s.srl({"rm", id}).status == 0);
+    check_nothing_left(s, id);
+}
+
 TEST_CASE("exec: user, workdir, environment, stdin and exit status", "[lifecycle]") {
     AlpineStore s;
     std::string id = detach(s, {"-e", "FROM_RUN=1", "alpine:3.20", "sleep", "300"});

@@ -34,6 +34,37 @@ double seconds_since(Clock::time_point t) {
     return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
+// tests/helpers/sigrecord.c: records signals, dies of them, or is an inheriting parent.
+std::string sigrecord() { return helper_path("sigrecord"); }
+
+// Signals 1..64 as tini's and dumb-init's tests take them: all but SIGKILL and SIGSTOP (no
+// one can catch them) and SIGCHLD (which srinit takes to mean "reap").
+std::vector<int> forwardable_signals() {
+    std::vector<int> sigs;
+    for (int sig = 1; sig <= 64; ++sig)
+        if (sig != SIGKILL && sig != SIGSTOP && sig != SIGCHLD) sigs.push_back(sig);
+    return sigs;
+}
+
+// Those whose default action ends the process: all but the stop signals and the ones ignored
+// by default. The real-time signals 32..64 all terminate.
+bool fatal_by_default(int sig) {
+    switch (sig) {
+    case SIGCHLD: case SIGCONT: case SIGURG: case SIGWINCH:     // ignored
+    case SIGSTOP: case SIGTSTP: case SIGTTIN: case SIGTTOU:     // stop
+        return false;
+    default:
+        return true;
+    }
+}
+
+// The pid `sigrecord parent` printed for its child ("child=PID").
+pid_t child_of_parent(Child& c) {
+    REQUIRE(c.read_until("child="));  // the whole line: sigrecord writes each in one write(2)
+    std::size_t at = c.out().find("child=") + 6;
+    return static_cast<pid_t>(std::stol(c.out().substr(at)));
+}
+
 }  // namespace
 
 TEST_CASE("srinit is a static binary with no program interpreter", "[srinit]") {
@@ -85,6 +116,44 @@ TEST_CASE("signals sent to srinit end the workload with 128+N", "[srinit]") {
         REQUIRE(c.read_until("ready"));
         REQUIRE(kill(c.pid(), sig) == 0);
         CHECK(c.wait(10s) == 128 + sig);
+    }
+}
+
+TEST_CASE("srinit forwards every signal 1..64 to the workload", "[srinit][signals]") {
+    // tini's test_signals: each signal sent to srinit reaches the workload, which blocks all 64
+    // and prints "got N" for each one it takes. 32..34 included: musl (srinit's libc) keeps
+    // them for itself, and 34 is SIGRTMIN in glibc programs. One signal at a time, so standard
+    // signals cannot merge; 64 last, which ends the recorder (exit 0).
+    auto pid1 = GENERATE(false, true);
+    INFO((pid1 ? "as PID 1" : "standalone"));
+    if (pid1) require_root();
+    Child c(init({sigrecord(), "record"}), pid1 ? in_namespace() : SpawnOptions{});
+    REQUIRE(c.read_until("ready\n"));
+    std::string expected = "ready\n";
+    for (int sig : forwardable_signals()) {
+        INFO("signal " << sig);
+        REQUIRE(kill(c.pid(), sig) == 0);
+        expected += "got " + std::to_string(sig) + "\n";
+        REQUIRE(c.read_until(expected, 5s));
+    }
+    CHECK(c.wait(10s) == 0);
+    CHECK(c.out() == expected);
+}
+
+TEST_CASE("a workload killed by any fatal signal N makes srinit exit 128+N", "[srinit][signals]") {
+    // Each signal whose default action is fatal, sent to srinit, kills the idle workload; srinit
+    // then exits (it is not killed itself) with 128+N. `sigrecord parent` runs srinit and tells
+    // which of the two happened: a shell's status could not.
+    for (int sig : forwardable_signals()) {
+        if (!fatal_by_default(sig)) continue;
+        INFO("signal " << sig);
+        Child c({sigrecord(), "parent", "--", srinit_path(), "--", sigrecord(), "idle"});
+        pid_t srinit = child_of_parent(c);
+        REQUIRE(c.read_until("ready\n"));
+        REQUIRE(kill(srinit, sig) == 0);
+        CHECK(c.wait(10s) == 0);
+        CHECK(c.out().find("exited " + std::to_string(128 + sig) + "\n") != std::string::npos);
+        CHECK(c.out().find("killed") == std::string::npos);
     }
 }
 
@@ -151,6 +220,49 @@ TEST_CASE("the workload starts with no blocked and no ignored signals", "[srinit
     REQUIRE(r.status == 0);
     CHECK(r.out.find("SigBlk:\t0000000000000000") != std::string::npos);
     CHECK(r.out.find("SigIgn:\t0000000000000000") != std::string::npos);
+}
+
+TEST_CASE("no inherited ignored or blocked signal of 1..64 reaches the workload", "[srinit][signals]") {
+    // srinit's parent ignores INT, CHLD, 32, 33, 34 (glibc's SIGRTMIN) and 64, and blocks USR1,
+    // 32..34 and 64: musl's sigaction cannot even name 32..34, so srinit resets them through
+    // the raw calls. An ignored SIGCHLD would also have the kernel reap srinit's children
+    // for it, without a SIGCHLD: srinit must still see its workload end and report its status.
+    Child c({sigrecord(), "parent", "-i", "2,17,32,33,34,64", "-b", "10,32,33,34,64", "--",
+             srinit_path(), "--", "sh", "-c", "grep -E '^Sig(Blk|Ign)' /proc/self/status; exit 4"});
+    CHECK(c.wait(30s) == 0);
+    INFO(c.out() << c.err());
+    CHECK(c.out().find("SigBlk:\t0000000000000000\n") != std::string::npos);
+    CHECK(c.out().find("SigIgn:\t0000000000000000\n") != std::string::npos);
+    CHECK(c.out().find("exited 4\n") != std::string::npos);
+}
+
+TEST_CASE("a stop request during the drain ends it and keeps the workload's status", "[srinit][signals]") {
+    // The workload leaves a recorder behind (it takes SIGTERM and lives on) and exits 3. The
+    // drain's SIGTERM reaching the recorder shows srinit is in its 10 s grace period. A SIGUSR1
+    // then is dropped; a SIGTERM, SIGINT or SIGHUP ends the grace at once: the recorder is
+    // killed and srinit exits 3, where `srlaunch stop` would otherwise SIGKILL it (137).
+    require_root();
+    auto pid1 = GENERATE(false, true);
+    auto stop = GENERATE(SIGTERM, SIGINT, SIGHUP);
+    INFO((pid1 ? "as PID 1" : "standalone") << ", stopped with signal " << stop);
+    TempDir dir;
+    std::string ready = dir / "ready";
+    std::string script = sigrecord() + " record " + ready + " & while [ ! -e " + ready +
+                         " ]; do sleep 0.01; done; exit 3";
+    Child c(init({"sh", "-c", script}, {"-t", "10"}), pid1 ? in_namespace() : SpawnOptions{});
+    REQUIRE(c.read_until("got 15\n", 10s));
+
+    REQUIRE(kill(c.pid(), SIGUSR1) == 0);
+    std::this_thread::sleep_for(300ms);
+    char state = process_state(c.pid());
+    CHECK(state != '\0');
+    CHECK(state != 'Z');  // still draining
+
+    auto start = Clock::now();
+    REQUIRE(kill(c.pid(), stop) == 0);
+    CHECK(c.wait(30s) == 3);
+    CHECK(seconds_since(start) < 5.0);  // not the 10 s grace
+    CHECK(c.out().find("got 10\n") == std::string::npos);
 }
 
 TEST_CASE("leftover processes get SIGTERM, a grace period, then SIGKILL", "[srinit]") {

@@ -24,11 +24,16 @@ using nlohmann::json;
 
 namespace {
 
-// Every process started from this store's srlaunch (the caller, the -d monitor, a child not
-// yet exec'd into srinit): their command lines name the store.
+// The supervisors started from this store's srlaunch (the caller, the -d monitor): their
+// command lines name the store. Not the container's first process before it execs srinit: it
+// has the same command line, but lives in the container's new PID namespace, and a user's
+// kill -9 of srlaunch does not reach it.
 std::vector<pid_t> srlaunch_processes(const std::string& store) {
     std::vector<pid_t> out;
+    auto own_pidns = fs::read_symlink("/proc/self/ns/pid");
     for (const auto& e : fs::directory_iterator("/proc")) {
+        std::error_code ec;
+        if (fs::read_symlink(e.path() / "ns/pid", ec) != own_pidns) continue;
         std::string name = e.path().filename();
         if (name.find_first_not_of("0123456789") != std::string::npos) continue;
         std::ifstream in(e.path() / "cmdline");
@@ -107,6 +112,7 @@ TEST_CASE("recovery: 100 starts killed at random moments leave nothing unsupervi
         args.insert(args.end(), {"alpine:3.20", "sleep", "1000"});
         Child start(s.argv(args));
         std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(rng)));
+        kill(start.pid(), SIGKILL);  // by pid too: it may not have exec'd srlaunch yet
         kill_all(s.dir.path());
         start.wait();
     }
@@ -148,7 +154,15 @@ TEST_CASE("recovery: 100 starts killed at random moments leave nothing unsupervi
 TEST_CASE("recovery: an rm -f killed at random moments leaves a listed container that the next rm removes", "[lifecycle][kill9]") {
     AlpineStore s;
     std::mt19937 rng(static_cast<unsigned>(getpid()));
-    std::uniform_int_distribution<int> delay_ms(0, 15);
+    // Kills spread over the whole of an rm -f, however long it takes on this machine.
+    auto time_rm = [&] {
+        auto started = s.srl({"run", "-d", "alpine:3.20", "sleep", "1000"});
+        REQUIRE(started.status == 0);
+        auto t0 = Clock::now();
+        REQUIRE(s.srl({"rm", "-f", started.out.substr(0, 64)}).status == 0);
+        return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+    };
+    std::uniform_int_distribution<long> delay_ms(0, time_rm());
     for (int i = 0; i < 20; ++i) {
         auto started = s.srl({"run", "-d", "--name", "r" + std::to_string(i), "alpine:3.20", "sleep", "1000"});
         REQUIRE(started.status == 0);

@@ -89,6 +89,7 @@ int supervise(pid_t workload, const Config& cfg) {
     int status = 0;
     long deadline = 0;       // while draining: when SIGTERM turns into SIGKILL
     bool killing = false;
+    bool stop_requested = false;  // a stop signal was forwarded while the workload ran
     for (;;) {
         Reaped r = reap_all(workload);
         if (r.workload_exited) {
@@ -99,6 +100,10 @@ int supervise(pid_t workload, const Config& cfg) {
         if (done && deadline == 0) {
             signal_everyone(SIGTERM);
             deadline = now_ms() + cfg.grace_ms;
+            // The container was asked to stop and its workload has: its leftovers get no
+            // grace of their own, or a `stop -t 1` would SIGKILL us mid-drain and lose the
+            // workload's status.
+            if (stop_requested) killing = true;
         }
         if (done && !killing && now_ms() >= deadline) {
             killing = true;
@@ -133,6 +138,7 @@ int supervise(pid_t workload, const Config& cfg) {
         // Stop signals (Ctrl-Z's SIGTSTP, SIGTTIN, SIGTTOU) are forwarded like the rest:
         // srinit never stops itself, the job does. (SIGKILL and SIGSTOP never get here: the
         // kernel lets no one block or wait for them.)
+        if (is_stop_request(sig)) stop_requested = true;
         kill(cfg.group ? -workload : workload, sig);
     }
 }

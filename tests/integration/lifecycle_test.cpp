@@ -147,6 +147,22 @@ TEST_CASE("stop while srinit drains leftovers: the workload's status survives", 
     check_nothing_left(s, id);
 }
 
+TEST_CASE("stop of a workload that leaves a TERM-proof child: the workload's own status", "[lifecycle][signals]") {
+    // The stop's SIGTERM ends the workload (143) but not its child. The container was asked
+    // to stop, so srinit gives the child no grace of its own: `stop -t 1` does not have to
+    // SIGKILL srinit (137), and the workload's 143 is recorded.
+    AlpineStore s;
+    std::string id = detach(s, {"--stop-timeout", "10", "alpine:3.20", "sh", "-c",
+                                "(trap 'echo draining' TERM; while :; do sleep 0.1; done) & echo up; wait"});
+    REQUIRE(eventually([&] { return s.srl({"logs", id}).out.find("up") != std::string::npos; }));
+    auto stop = s.srl({"stop", "-t", "1", id});
+    INFO(stop.err);
+    CHECK(stop.status == 0);
+    CHECK(s.srl({"wait", id}).out == "143\n");
+    CHECK(s.srl({"rm", id}).status == 0);
+    check_nothing_left(s, id);
+}
+
 TEST_CASE("exec: user, workdir, environment, stdin and exit status", "[lifecycle]") {
     AlpineStore s;
     std::string id = detach(s, {"-e", "FROM_RUN=1", "alpine:3.20", "sleep", "300"});

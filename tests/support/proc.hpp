@@ -92,6 +92,8 @@ private:
 void require_root();
 // The same for a program the test needs on PATH.
 void require_program(const std::string& name);
+// The same for anything else the test needs of the machine (`what` names it).
+void require(bool present, const std::string& what);
 
 // Lines of /proc/PID/stat fields: state letter of a pid, or '\0' if it is gone.
 char process_state(pid_t pid);

@@ -28,7 +28,7 @@ int capability_number(const std::string& name) {
     if (n.rfind("cap_", 0) != 0) n = "cap_" + n;
     cap_value_t v;
     if (cap_from_name(n.c_str(), &v) != 0 || v < 0 || v >= static_cast<cap_value_t>(cap_max_bits()))
-        throw Error("unknown capability \"" + name + "\"");
+        throw Error("unknown capability \"" + shown(name) + "\"");
     return v;
 }
 

@@ -40,6 +40,12 @@ std::unique_ptr<Cgroup> create_cgroup(const std::string& id, const Resources& re
     return create_cgroup_v2("/sys/fs/cgroup", cgroup_v2_parent(own.empty() ? "/" : own), id, res, record);
 }
 
+std::optional<int64_t> memory_and_swap(const Resources& res) {
+    if (res.memory_swap) return res.memory_swap;
+    if (res.memory) return 2 * *res.memory;
+    return std::nullopt;
+}
+
 fs::path cgroup_v2_parent(const fs::path& own) {
     // v2 lets a cgroup other than the root hand controllers down only while it holds no
     // processes of its own ("no internal processes"), and the launcher's cgroup holds the

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,11 @@ public:
 // The counters of a container's cgroup directories, whichever version holds them: what the
 // supervisor reads through its Cgroup and `srlaunch stats` reads from the recorded paths.
 CgroupStats read_cgroup_stats(const std::vector<std::filesystem::path>& dirs);
+
+// The memory+swap limit in bytes as docker resolves it, on v1 and v2 alike: --memory-swap when
+// given (-1: unlimited swap), else twice --memory (as much swap as memory); nullopt without
+// --memory. `run` keeps --memory within INT64_MAX / 2, so the double fits.
+std::optional<int64_t> memory_and_swap(const Resources& res);
 
 enum class CgroupLayout { V1, V2, Hybrid };
 CgroupLayout detect_cgroup_layout(const std::filesystem::path& mount = "/sys/fs/cgroup");

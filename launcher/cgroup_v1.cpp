@@ -107,11 +107,9 @@ private:
         bool has_memsw = fs::exists(mem / "memory.memsw.limit_in_bytes");
         if (r.memory_swap && !has_memsw)
             throw Error("--memory-swap: this kernel does not account swap (no memory.memsw.limit_in_bytes)");
-        if (has_memsw && (r.memory_swap || r.memory)) {
-            // As docker: without --memory-swap, as much swap as memory.
-            int64_t memsw = r.memory_swap ? *r.memory_swap : 2 * *r.memory;
-            cgroupfs::write(mem / "memory.memsw.limit_in_bytes", std::to_string(memsw));
-        }
+        // v1's memsw counts memory and swap together, as docker's --memory-swap does.
+        if (auto memsw = memory_and_swap(r); memsw && has_memsw)
+            cgroupfs::write(mem / "memory.memsw.limit_in_bytes", std::to_string(*memsw));
         if (r.cpu_shares) cgroupfs::write(cpu / "cpu.shares", std::to_string(*r.cpu_shares));
         if (r.cpu_quota_us) {
             cgroupfs::write(cpu / "cpu.cfs_period_us", std::to_string(r.cpu_period_us));

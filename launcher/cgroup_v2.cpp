@@ -72,13 +72,7 @@ private:
 
     void apply(const Resources& r) {
         if (r.memory) cgroupfs::write(dir_ / "memory.max", std::to_string(*r.memory));
-        if (r.memory_swap) {
-            // v2 limits swap alone; docker's --memory-swap is memory plus swap.
-            int64_t swap = *r.memory_swap < 0 ? -1 : *r.memory_swap - r.memory.value_or(0);
-            if (swap < -1 || (r.memory && *r.memory_swap >= 0 && *r.memory_swap < *r.memory))
-                throw Error("--memory-swap must be at least --memory");
-            cgroupfs::write(dir_ / "memory.swap.max", swap < 0 ? "max" : std::to_string(swap));
-        }
+        apply_swap(r);
         if (r.cpu_shares) cgroupfs::write(dir_ / "cpu.weight", std::to_string(shares_to_weight(*r.cpu_shares)));
         if (r.cpu_quota_us)
             cgroupfs::write(dir_ / "cpu.max", std::to_string(*r.cpu_quota_us) + " " + std::to_string(r.cpu_period_us));
@@ -101,6 +95,22 @@ private:
         add(r.read_iops, "riops");
         add(r.write_iops, "wiops");
         for (const auto& [d, line] : lines) cgroupfs::write(dir_ / "io.max", line);
+    }
+
+    // v2's memory.swap.max counts swap alone, docker's memory+swap limit both: swap.max is
+    // their difference (as runc converts it), so -m alone allows as much swap as memory, as on
+    // v1. The kernel has the file only where it accounts swap (not with swapaccount=0 or
+    // cgroup.memory=noswap): look in the shared srlaunch/ dir, a non-root cgroup like ours.
+    void apply_swap(const Resources& r) {
+        auto total = memory_and_swap(r);
+        if (!total) return;
+        if (*total >= 0 && *total < r.memory.value_or(0)) throw Error("--memory-swap must be at least --memory");
+        if (!fs::exists(dir_.parent_path() / "memory.swap.max")) {
+            if (r.memory_swap) throw Error("--memory-swap: this kernel does not account swap (no memory.swap.max)");
+            return;
+        }
+        int64_t swap = *total < 0 ? -1 : *total - r.memory.value_or(0);
+        cgroupfs::write(dir_ / "memory.swap.max", swap < 0 ? "max" : std::to_string(swap));
     }
 
     fs::path dir_;

@@ -24,7 +24,7 @@ IdMapping parse_id_mapping(const std::string& text) {
         auto [next, ec] = std::from_chars(p, end, *fields[i]);
         bool sep_ok = i < 2 ? (next < end && *next == ':') : next == end;
         if (ec != std::errc() || next == p || !sep_ok)
-            throw Error("invalid ID mapping '" + text + "': expected CONTAINER_ID:HOST_ID:COUNT");
+            throw Error("invalid ID mapping '" + shown(text) + "': expected CONTAINER_ID:HOST_ID:COUNT");
         p = next + 1;
     }
     return m;

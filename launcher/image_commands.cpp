@@ -131,7 +131,7 @@ std::optional<int> ImageCommands::dispatch(const StorePaths& paths) {
 Image image_for_run(const StorePaths& paths, const std::string& reference, const PullOptions& opts,
                     const std::string& policy) {
     if (policy != "missing" && policy != "always" && policy != "never")
-        throw Error("--pull " + policy + ": use missing, always or never");
+        throw Error("--pull " + shown(policy) + ": use missing, always or never");
     ImageStore store(paths.images());
     const ImageRef local = local_name(reference);
     if (policy != "always")

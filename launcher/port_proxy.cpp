@@ -26,13 +26,13 @@ namespace srl {
 namespace {
 
 [[noreturn]] void bad_mapping(const std::string& text, const std::string& why) {
-    throw Error("invalid -p \"" + text + "\": " + why);
+    throw Error("invalid -p \"" + shown(text) + "\": " + why);
 }
 
 uint16_t parse_port(const std::string& text, const std::string& part) {
     if (part.empty() || part.size() > 5 || part.find_first_not_of("0123456789") != std::string::npos)
         bad_mapping(text, part.empty() ? "a port is missing (expected [HOSTIP:]HOSTPORT:CTRPORT[/tcp|udp])"
-                                       : "\"" + part + "\" is not a port number");
+                                       : "\"" + shown(part) + "\" is not a port number");
     unsigned long v = std::stoul(part);
     if (v < 1 || v > 65535) bad_mapping(text, "port " + part + " is not between 1 and 65535");
     return static_cast<uint16_t>(v);
@@ -48,7 +48,7 @@ PortMapping parse_port_mapping(const std::string& text) {
         main = text.substr(0, slash);
         if (proto == "tcp") p.proto = PortMapping::Proto::Tcp;
         else if (proto == "udp") p.proto = PortMapping::Proto::Udp;
-        else bad_mapping(text, "the protocol must be tcp or udp, not \"" + proto + "\"");
+        else bad_mapping(text, "the protocol must be tcp or udp, not \"" + shown(proto) + "\"");
     }
     if (!main.empty() && main[0] == '[') bad_mapping(text, "IPv6 host addresses are not supported");
     std::vector<std::string> parts;
@@ -59,7 +59,7 @@ PortMapping parse_port_mapping(const std::string& text) {
         start = colon + 1;
     }
     if (parts.size() == 3) {
-        if (!netlink::parse_ipv4(parts[0])) bad_mapping(text, "\"" + parts[0] + "\" is not an IPv4 address");
+        if (!netlink::parse_ipv4(parts[0])) bad_mapping(text, "\"" + shown(parts[0]) + "\" is not an IPv4 address");
         p.host_ip = parts[0];
         parts.erase(parts.begin());
     } else if (parts.size() != 2) {
@@ -81,7 +81,7 @@ std::vector<PortMapping> parse_port_mappings(const std::vector<std::string>& tex
             const PortMapping& q = out[j];
             bool any = p.host_ip == "0.0.0.0" || q.host_ip == "0.0.0.0";
             if (q.proto == p.proto && q.host_port == p.host_port && (any || q.host_ip == p.host_ip))
-                throw Error("-p \"" + texts[j] + "\" and -p \"" + texts[i] + "\" both publish host port " +
+                throw Error("-p \"" + shown(texts[j]) + "\" and -p \"" + shown(texts[i]) + "\" both publish host port " +
                             std::to_string(p.host_port) + "/" + (p.proto == PortMapping::Proto::Tcp ? "tcp" : "udp"));
         }
         out.push_back(p);

@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "launcher/error.hpp"
+#include "launcher/validate.hpp"
 
 namespace srl {
 
@@ -45,6 +46,9 @@ Fd open_in_root(const Fd& root, const std::string& path, bool create, bool last_
     for (size_t i = 0; i < parts.size(); ++i) {
         std::string part = parts[i].string();
         if (part.empty() || part == ".") continue;
+        // RESOLVE_IN_ROOT takes each component's directory as the root, so ".." would stay
+        // where it is ("/lib/../x" opening /lib/x): paths here never have one (container_path).
+        if (part == "..") throw Error("\"..\" in the path " + shown(path) + " in the container");
         bool last = i + 1 == parts.size();
         open_how how{};
         how.flags = O_PATH | O_CLOEXEC;
@@ -336,6 +340,26 @@ Fd overlay_via_private_namespace(const Fd& tree, const fs::path& container_dir, 
 
 }  // namespace
 
+void check_mount_destination(const std::string& path, const char* flag) {
+    // runc's list (libcontainer/rootfs_linux.go, checkProcMount): files tools like LXCFS cover.
+    static const char* const kProcFiles[] = {"/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo",
+                                             "/proc/stat",    "/proc/swaps",     "/proc/uptime",
+                                             "/proc/loadavg", "/proc/slabinfo",  "/proc/net/dev",
+                                             "/proc/sys/kernel/ns_last_pid"};
+    auto bad = [&](const std::string& why) {
+        return Error(std::string("invalid ") + flag + " destination \"" + shown(path) + "\": " + why);
+    };
+    if (path == "/") throw bad("the container's root cannot be covered");
+    for (const char* fs_root : {"/proc", "/sys"}) {
+        std::string root = fs_root;
+        if (path != root && path.rfind(root + "/", 0) != 0) continue;
+        for (const char* file : kProcFiles)
+            if (path == file) return;
+        throw bad("mounts on or under " + root + " are refused (the container's own " +
+                  (root == "/proc" ? "procfs" : "sysfs") + " is there)");
+    }
+}
+
 Fd make_rootfs_mount(const ContainerSpec& spec, const fs::path& container_dir, const Fd& userns_fd) {
     auto idmapped = [&](const fs::path& dir) {
         Fd tree(check(open_tree(AT_FDCWD, dir.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE),
@@ -414,6 +438,8 @@ void enter_rootfs(const ContainerSpec& spec, Fd rootfs, const HostPaths& host) {
 
     for (size_t i = 0; i < spec.mounts.size(); ++i) {
         const Mount& m = spec.mounts[i];
+        // `run` checked these; so does this, for any other way a spec is made.
+        check_mount_destination(container_path(m.destination, "mount"), "mount");
         if (m.kind == Mount::Kind::Tmpfs) {
             do_mount("tmpfs", fd_path(open_in_root(root, m.destination, true)), "tmpfs",
                      MS_NOSUID | MS_NODEV, "mode=1777");

@@ -13,6 +13,15 @@
 
 namespace srl {
 
+// Where a volume, tmpfs or device may go (`path` as validate.hpp's container_path returns it,
+// absolute and normalised): not on "/", nor on or under /proc or /sys, which hold the
+// kernel's own file systems (a bind over /proc would replace procfs, hiding the masked and
+// read-only paths under a tree of the host's choosing). As runc, a file of /proc that
+// LXCFS-style tools replace (/proc/meminfo, /proc/cpuinfo, ...) may be covered. /dev and
+// below are allowed, as with docker (device access is the devices cgroup's to decide).
+// Throws a one-line Error naming `flag`.
+void check_mount_destination(const std::string& path, const char* flag);
+
 // Host side. Returns an fd of a detached mount (fsmount/open_tree) holding the root.
 // With a user namespace (userns_fd valid) the image layer is an idmapped mount, so files
 // the image owns as 0 are owned by the container's root, and the writable layer is owned

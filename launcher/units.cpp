@@ -12,7 +12,10 @@
 namespace srl {
 
 int64_t parse_size(const std::string& text, const char* flag) {
-    auto bad = [&] { return Error(std::string("invalid ") + flag + " \"" + text + "\": expected a size like 512k, 32m or 1g"); };
+    auto bad = [&] {
+        return Error(std::string("invalid ") + flag + " \"" + shown(text) + "\": expected a size like 512k, 32m or 1g" +
+                     (text.empty() ? " (it is empty)" : ""));
+    };
     size_t digits = 0;
     while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
     if (digits == 0) throw bad();
@@ -27,12 +30,19 @@ int64_t parse_size(const std::string& text, const char* flag) {
     return n << shift;
 }
 
-int64_t parse_cpus_quota(const std::string& text, int64_t period_us, const char* flag) {
+int64_t parse_cpus_quota(const std::string& text, int64_t period_us, const char* flag, unsigned available) {
+    // Plain decimals only: strtod would also take " 1", "1e0", "0x1" and "inf".
+    bool plain = !text.empty() && text.find_first_not_of("0123456789.") == std::string::npos &&
+                 text.find('.') == text.rfind('.') && text != ".";
     char* end = nullptr;
-    double cpus = std::strtod(text.c_str(), &end);
-    if (text.empty() || *end != '\0' || !std::isfinite(cpus) || cpus <= 0 || cpus > 1024)
-        throw Error(std::string("invalid ") + flag + " \"" + text + "\": expected a positive number of CPUs like 0.5");
-    // The kernel's minimum quota is 1 ms.
+    double cpus = plain ? std::strtod(text.c_str(), &end) : -1;
+    if (!plain || *end != '\0' || cpus <= 0)
+        throw Error(std::string("invalid ") + flag + " \"" + shown(text) + "\": expected a positive number of CPUs like 0.5");
+    // As docker: from 0.01 (the kernel's minimum quota is 1 ms of a 100 ms period) to the CPUs
+    // there are.
+    if (cpus < 0.01 || cpus > available)
+        throw Error(std::string("invalid ") + flag + " \"" + shown(text) + "\": the range is 0.01 to " +
+                    std::to_string(available) + " (the CPUs available)");
     return std::max<int64_t>(1000, std::llround(cpus * static_cast<double>(period_us)));
 }
 
@@ -49,7 +59,7 @@ void validate_cpu_list(const std::string& text, const char* flag) {
         }
     }
     if (!ok || expect_digit)
-        throw Error(std::string("invalid ") + flag + " \"" + text + "\": expected a list like 0-3,5");
+        throw Error(std::string("invalid ") + flag + " \"" + shown(text) + "\": expected a list like 0-3,5");
 }
 
 uint64_t shares_to_weight(uint64_t shares) {

@@ -12,6 +12,7 @@
 
 #include "launcher/error.hpp"
 #include "launcher/fd.hpp"
+#include "launcher/validate.hpp"
 
 namespace srl {
 
@@ -45,11 +46,22 @@ std::vector<std::vector<std::string>> records(const std::string& text) {
     return out;
 }
 
-std::optional<uint32_t> number(const std::string& s) {
-    uint32_t v = 0;
+// A decimal field ("1000"); nullopt for anything else (a name). Too large is UINT64_MAX.
+std::optional<uint64_t> decimal(const std::string& s) {
+    if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+    uint64_t v = 0;
     auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (ec != std::errc() || p != s.data() + s.size() || s.empty()) return std::nullopt;
-    return v;
+    return ec == std::errc() ? v : UINT64_MAX;
+}
+
+// The same as an id, checked when it is used: a number too large for an id is refused, not
+// read as a name.
+std::optional<uint32_t> number(const std::string& s, const char* what, const std::string& from) {
+    auto v = decimal(s);
+    if (!v) return std::nullopt;
+    if (*v == UINT64_MAX)  // too large even to read: said as given
+        throw Error(std::string(what) + " " + shown(s) + " (" + shown(from) + ") is out of range: ids go from 0 to 4294967294");
+    return checked_id(*v, what, from);
 }
 
 }  // namespace
@@ -59,17 +71,21 @@ ResolvedUser resolve_user(const std::filesystem::path& rootfs, const std::string
     std::string user = spec.substr(0, spec.find(':'));
     std::optional<std::string> group;
     if (auto colon = spec.find(':'); colon != std::string::npos) group = spec.substr(colon + 1);
+    if (group && group->empty()) throw Error("invalid -u \"" + shown(spec) + "\": no group after ':'");
     if (user.empty()) user = "0";
+    const std::string flag = "-u " + spec;
 
     auto passwd = records(read_in_root(rootfs, "etc/passwd"));
     std::string name;
-    auto num = number(user);
+    auto num = number(user, "uid", flag);
     bool found = false;
     for (const auto& f : passwd) {
         if (f.size() < 7) continue;
-        if (num ? number(f[2]) == num : f[0] == user) {
-            r.uid = *number(f[2]);
-            r.gid = number(f[3]).value_or(0);
+        if (num ? decimal(f[2]) == num : f[0] == user) {
+            auto uid = number(f[2], "uid", "passwd entry " + f[0]);
+            if (!uid) continue;
+            r.uid = *uid;
+            r.gid = number(f[3], "gid", "passwd entry " + f[0]).value_or(0);
             r.home = f[5].empty() ? "/" : f[5];
             name = f[0];
             found = true;
@@ -77,29 +93,32 @@ ResolvedUser resolve_user(const std::filesystem::path& rootfs, const std::string
         }
     }
     if (!found) {
-        if (!num) throw Error("unable to find user " + user + ": no matching entries in passwd file");
+        if (!num) throw Error("unable to find user " + shown(user) + ": no matching entries in passwd file");
         r.uid = *num;
     }
 
     auto groups = records(read_in_root(rootfs, "etc/group"));
     if (group) {
-        auto gnum = number(*group);
+        auto gnum = number(*group, "gid", flag);
         bool gfound = gnum.has_value();
         if (gnum) r.gid = *gnum;
         for (const auto& f : groups)
             if (!gnum && f.size() >= 3 && f[0] == *group) {
-                r.gid = *number(f[2]);
+                auto gid = number(f[2], "gid", "group entry " + f[0]);
+                if (!gid) continue;
+                r.gid = *gid;
                 gfound = true;
             }
-        if (!gfound) throw Error("unable to find group " + *group + ": no matching entries in group file");
+        if (!gfound) throw Error("unable to find group " + shown(*group) + ": no matching entries in group file");
     }
     if (!name.empty()) {
         for (const auto& f : groups) {
             if (f.size() < 4) continue;
             std::istringstream members(f[3]);
             for (std::string m; std::getline(members, m, ',');) {
-                auto gid = number(f[2]);
-                if (m == name && gid &&
+                if (m != name) continue;
+                auto gid = number(f[2], "gid", "group entry " + f[0]);
+                if (gid &&
                     std::find(r.additional_gids.begin(), r.additional_gids.end(), *gid) == r.additional_gids.end())
                     r.additional_gids.push_back(*gid);
             }

@@ -106,73 +106,45 @@ inline std::set<int> launcher_cpus() {
     return cpus;
 }
 
-inline bool has_processes(const fs::path& dir) {
-    std::error_code ec;
-    if (!trim(read_file(dir / "cgroup.procs")).empty()) return true;
-    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
-        if (it->is_directory(ec) && !it->is_symlink(ec) && has_processes(it->path())) return true;
-    return false;
-}
-
 // Every child of a directory named "srlaunch" anywhere under /sys/fs/cgroup: a container's
-// cgroup. `busy` when a process is in it.
-inline void find_container_cgroups(const fs::path& dir, int depth, std::vector<std::pair<std::string, bool>>& out) {
+// cgroup (of any store on this host).
+inline void find_container_cgroups(const fs::path& dir, int depth, std::vector<std::string>& out) {
     std::error_code ec;
     for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
         if (!it->is_directory(ec) || it->is_symlink(ec)) continue;
         if (it->path().filename() == "srlaunch") {
             std::error_code ec2;
             for (fs::directory_iterator c(it->path(), ec2), cend; !ec2 && c != cend; c.increment(ec2))
-                if (c->is_directory(ec2)) out.emplace_back(c->path().string(), has_processes(c->path()));
+                if (c->is_directory(ec2)) out.push_back(c->path().string());
         } else if (depth < 12) {
             find_container_cgroups(it->path(), depth + 1, out);
         }
     }
 }
 
-inline bool other_srlaunch_running() {
-    std::error_code ec;
-    for (fs::directory_iterator it("/proc", ec), end; !ec && it != end; it.increment(ec)) {
-        std::string name = it->path().filename();
-        if (name.empty() || !std::all_of(name.begin(), name.end(), ::isdigit)) continue;
-        if (trim(read_file(it->path() / "comm")) == "srlaunch") return true;
-    }
-    return false;
+// The cgroup directories, in any hierarchy, of these containers (by their 64-hex ids).
+// Other stores' containers may run on this host meanwhile: only these ids are looked at.
+inline std::set<std::string> cgroups_of(const std::set<std::string>& ids) {
+    std::vector<std::string> all;
+    find_container_cgroups("/sys/fs/cgroup", 0, all);
+    std::set<std::string> mine;
+    for (const auto& path : all)
+        if (ids.count(fs::path(path).filename().string())) mine.insert(path);
+    return mine;
 }
 
-inline std::set<std::string> container_cgroups_now() {
-    std::vector<std::pair<std::string, bool>> found;
-    find_container_cgroups("/sys/fs/cgroup", 0, found);
-    // Under `ctest -j` other tests' containers may be running: their cgroups hold processes.
-    // When no other srlaunch runs, any container cgroup at all is a leftover.
-    bool others = !found.empty() && other_srlaunch_running();
-    std::set<std::string> left;
-    for (auto& [path, busy] : found)
-        if (!busy || !others) left.insert(path);
-    return left;
-}
-
-// Container cgroups left behind: present now and still present after a grace period (a
-// parallel test's container may be between mkdir and attach, or between exit and rmdir).
-inline std::set<std::string> leftover_cgroups() {
-    auto left = container_cgroups_now();
-    auto deadline = Clock::now() + 3s;
-    while (!left.empty() && Clock::now() < deadline) {
+// Called at the end of every test: no cgroup of any container the store has had is left
+// (after a grace period: the last one may be between its exit and its rmdir).
+inline void check_no_cgroups_left(Store& s) {
+    auto ids = s.container_ids();
+    // Every caller ran containers: none seen means the watch saw nothing, and so would this.
+    CHECK(!ids.empty());
+    auto left = cgroups_of(ids);
+    for (auto deadline = Clock::now() + 10s; !left.empty() && Clock::now() < deadline; left = cgroups_of(ids))
         std::this_thread::sleep_for(100ms);
-        auto now = container_cgroups_now();
-        std::set<std::string> still;
-        std::set_intersection(left.begin(), left.end(), now.begin(), now.end(), std::inserter(still, still.end()));
-        left = still;
-    }
-    return left;
-}
-
-// Called at the end of every test: no directory under any <hierarchy>/.../srlaunch/ remains.
-inline void check_no_cgroups_left() {
-    auto left = leftover_cgroups();
     std::string list;
     for (const auto& p : left) list += "  " + p + "\n";
-    INFO("container cgroups left behind:\n" << list);
+    INFO(ids.size() << " containers in the store's lifetime; their cgroups left behind:\n" << list);
     CHECK(left.empty());
 }
 
@@ -267,7 +239,7 @@ inline std::vector<pid_t> all_pids() {
 
 // The container's PID 1 (srinit) as the host sees it: srlaunch's child in another PID
 // namespace. -1 if none appears within the timeout.
-inline pid_t container_init(pid_t srlaunch, std::chrono::milliseconds timeout = 10s) {
+inline pid_t container_init(pid_t srlaunch, std::chrono::milliseconds timeout = 60s) {
     std::string ours = pid_ns(getpid());
     auto deadline = Clock::now() + timeout;
     while (Clock::now() < deadline) {

@@ -1,14 +1,12 @@
 // --net bridge, --net container:X and -p: real containers on a private bridge and subnet per
-// test (claimed under /tmp/srlaunch-net-tests so parallel tests never share one), traffic only
-// between the test, loopback and the containers' namespaces.
+// test (claimed under /tmp/srlaunch-net-tests so parallel tests, of this checkout or another,
+// never share one), published on host ports free when the test starts, traffic only between the
+// test, loopback and the containers' namespaces. srl::netlink alone: netlink_test.cpp.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <net/if.h>
 #include <poll.h>
-#include <sched.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -22,7 +20,6 @@
 
 #include "../support/alpine_store.hpp"
 #include "../support/proc.hpp"
-#include "launcher/netlink.hpp"
 
 using namespace test;
 namespace fs = std::filesystem;
@@ -88,7 +85,7 @@ public:
         return json::parse(in).at("leases");
     }
     // The address leased to the container named `name`; waits for it.
-    std::string address_of(const std::string& name, std::chrono::milliseconds timeout = 20s) const {
+    std::string address_of(const std::string& name, std::chrono::milliseconds timeout = 60s) const {
         auto deadline = Clock::now() + timeout;
         while (Clock::now() < deadline) {
             try {
@@ -113,7 +110,7 @@ public:
                     left.insert(v);
             return left;
         };
-        auto deadline = Clock::now() + 10s;
+        auto deadline = Clock::now() + 60s;
         while (!ours().empty() && Clock::now() < deadline) std::this_thread::sleep_for(50ms);
         CHECK(ours().empty());
         CHECK(leases().empty());
@@ -166,7 +163,7 @@ std::string read_all(int fd) {
 
 // A request/answer over TCP from the host, retried while the service is not listening yet.
 std::string tcp_exchange(const std::string& ip, uint16_t port, const std::string& request,
-                         std::chrono::milliseconds timeout = 20s) {
+                         std::chrono::milliseconds timeout = 60s) {
     auto deadline = Clock::now() + timeout;
     while (Clock::now() < deadline) {
         int fd = connect_tcp(ip, port);
@@ -180,6 +177,21 @@ std::string tcp_exchange(const std::string& ip, uint16_t port, const std::string
         std::this_thread::sleep_for(100ms);
     }
     return "";
+}
+
+// A port of 127.0.0.1 nobody uses now (the kernel's pick for port 0), for a test to publish:
+// fixed ports may be taken by anything else on this host, other tests' containers included.
+uint16_t free_port(int type = SOCK_STREAM) {
+    int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+    close(fd);
+    return ntohs(a.sin_port);
 }
 
 bool port_free(uint16_t port) {
@@ -259,44 +271,46 @@ TEST_CASE("bridge: /etc/hosts names the container and its peers, lo and eth0 are
     b.expect_clean();
 }
 
-TEST_CASE("publish -p 18080:80 publishes a busybox httpd on 127.0.0.1:18080, and only while it runs", "[net]") {
+TEST_CASE("publish -p HOSTPORT:80 publishes a busybox httpd on 127.0.0.1:HOSTPORT, and only while it runs", "[net]") {
     BridgeNet b;
-    REQUIRE(port_free(18080));
+    const uint16_t port = free_port();
+    const std::string published = std::to_string(port) + ":80";
     // Alpine's busybox has no httpd applet (that is busybox-extras): the host's static busybox.
     require_program("busybox");
     std::string busybox = trim(run({"sh", "-c", "readlink -f \"$(command -v busybox)\""}).out);
-    Child web(b.run_argv({"-p", "18080:80", "-v", busybox + ":/busybox:ro"},
+    Child web(b.run_argv({"-p", published, "-v", busybox + ":/busybox:ro"},
                          {"sh", "-c", "mkdir -p /www && echo hello-from-httpd > /www/index.html && exec /busybox httpd -f -p 80 -h /www"}));
-    std::string reply = tcp_exchange("127.0.0.1", 18080, "GET / HTTP/1.0\r\n\r\n");
+    std::string reply = tcp_exchange("127.0.0.1", port, "GET / HTTP/1.0\r\n\r\n");
     INFO(reply << web.err());
     CHECK(std::regex_search(reply, std::regex(R"(^HTTP/1\.[01] 200 OK\r\n)")));
     CHECK(reply.find("\r\n\r\nhello-from-httpd\n") != std::string::npos);
     // Not on every address: only loopback was asked for.
-    CHECK(connect_tcp(b.net + "1", 18080) < 0);
+    CHECK(connect_tcp(b.net + "1", port) < 0);
     // Several clients at once.
     std::vector<std::thread> clients;
     std::atomic<int> ok{0};
     for (int i = 0; i < 8; ++i)
         clients.emplace_back([&] {
-            if (tcp_exchange("127.0.0.1", 18080, "GET / HTTP/1.0\r\n\r\n").find("hello-from-httpd") != std::string::npos) ++ok;
+            if (tcp_exchange("127.0.0.1", port, "GET / HTTP/1.0\r\n\r\n").find("hello-from-httpd") != std::string::npos) ++ok;
         });
     for (auto& t : clients) t.join();
     CHECK(ok == 8);
     stop(web);
-    CHECK(port_free(18080));
+    CHECK(port_free(port));
     b.expect_clean();
 }
 
 TEST_CASE("publish -p HOSTIP:HOSTPORT:CTRPORT/udp forwards datagrams both ways", "[net]") {
     BridgeNet b;
+    const uint16_t port = free_port(SOCK_DGRAM);
     // nc -u -l answers the first sender with its stdin.
-    Child udp(b.run_argv({"--name", "u", "-p", "127.0.0.1:18081:53/udp"},
+    Child udp(b.run_argv({"--name", "u", "-p", "127.0.0.1:" + std::to_string(port) + ":53/udp"},
                          {"sh", "-c", "sleep 30 | (echo pong; cat) | nc -u -l -p 53"}));
     b.address_of("u");
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
-    a.sin_port = htons(18081);
+    a.sin_port = htons(port);
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
     std::string got;
@@ -364,11 +378,13 @@ TEST_CASE("bad -p and --net are refused before anything exists, a port in use le
     socklen_t len = sizeof a;
     getsockname(l, reinterpret_cast<sockaddr*>(&a), &len);
     std::string port = std::to_string(ntohs(a.sin_port));
-    auto r = b.s.in_alpine({"--net", "bridge", "-p", "8081:81", "-p", port + ":80"}, {"true"});
+    // The first mapping, bound before the second fails, is let go again.
+    const uint16_t first = free_port();
+    auto r = b.s.in_alpine({"--net", "bridge", "-p", std::to_string(first) + ":81", "-p", port + ":80"}, {"true"});
     close(l);
     CHECK(r.status == 125);
     CHECK(r.err == "srlaunch: publish 127.0.0.1:" + port + "->80/tcp: Address already in use\n");
-    CHECK(port_free(8081));
+    CHECK(port_free(first));
     b.expect_clean();
 }
 
@@ -412,96 +428,6 @@ TEST_CASE("a firewall that drops bridged traffic gets a hint when the bridge is 
 }
 
 namespace {
-
-// A process parked in a network namespace of its own, for as long as this lives.
-struct ScratchNetns {
-    pid_t pid = -1;
-    int fd = -1;
-    ScratchNetns() {
-        int ready[2];
-        REQUIRE(pipe(ready) == 0);
-        pid = fork();
-        REQUIRE(pid >= 0);
-        if (pid == 0) {
-            if (unshare(CLONE_NEWNET) < 0) _exit(1);
-            ::write(ready[1], "x", 1);
-            pause();
-            _exit(0);
-        }
-        close(ready[1]);
-        char c;
-        REQUIRE(read(ready[0], &c, 1) == 1);
-        close(ready[0]);
-        fd = open(("/proc/" + std::to_string(pid) + "/ns/net").c_str(), O_RDONLY | O_CLOEXEC);
-        REQUIRE(fd >= 0);
-    }
-    ~ScratchNetns() {
-        close(fd);
-        kill(pid, SIGKILL);
-        waitpid(pid, nullptr, 0);
-    }
-};
-
-}  // namespace
-
-TEST_CASE("netlink: every operation, in network namespaces the test made", "[net]") {
-    require_root();
-    using namespace srl::netlink;
-    ScratchNetns a, b;
-    Socket in_a = Socket::in_namespace(a.fd);
-    Socket in_b = Socket::in_namespace(b.fd);
-    CHECK_FALSE(in_a.link("br0"));
-    in_a.create_bridge("br0", Mac{0x02, 1, 2, 3, 4, 5});
-    auto br = in_a.link("br0");
-    REQUIRE(br);
-    CHECK(br->kind == "bridge");
-    CHECK_THROWS_WITH(in_a.create_bridge("br0", Mac{0x02, 1, 2, 3, 4, 5}), Catch::Matchers::StartsWith("create bridge br0") && Catch::Matchers::EndsWith(": File exists"));
-    // A pair in a, its peer straight into b; then a second pair moved over by fd and by pid.
-    in_a.create_veth("va", "vb", b.fd);
-    CHECK(in_a.link("va")->kind == "veth");
-    CHECK_FALSE(in_a.link("vb"));
-    CHECK(in_b.link("vb"));
-    CHECK_THROWS_WITH(in_a.create_veth("va", "vz"), Catch::Matchers::StartsWith("create veth va") && Catch::Matchers::EndsWith(": File exists"));
-    in_a.create_veth("tmp1", "tmp2");
-    in_a.rename("tmp2", "moved");
-    in_a.move_to_netns_fd("moved", b.fd);
-    in_a.move_to_netns_pid("tmp1", b.pid);
-    CHECK(in_b.link("moved"));
-    CHECK(in_b.link("tmp1"));
-    CHECK_FALSE(in_a.link("tmp1"));
-    in_a.set_master("va", "br0");
-    CHECK(in_a.link("va")->master == br->index);
-    in_a.add_address("br0", *parse_ipv4("10.99.0.1"), 24);
-    in_a.add_address("br0", *parse_ipv4("10.99.0.1"), 24, true);  // exist_ok
-    // Newer kernels add their extended-ACK text: "... to br0 (ipv4: Address already assigned): File exists".
-    CHECK_THROWS_WITH(in_a.add_address("br0", *parse_ipv4("10.99.0.1"), 24),
-                      Catch::Matchers::StartsWith("add address 10.99.0.1/24 to br0") &&
-                          Catch::Matchers::EndsWith(": File exists"));
-    for (const char* l : {"br0", "va"}) in_a.set_up(l);
-    CHECK((in_a.link("br0")->flags & IFF_UP) != 0);
-    in_b.set_up("lo");
-    in_b.set_arp_notify("vb");
-    in_b.add_address("vb", *parse_ipv4("10.99.0.2"), 24);
-    in_b.set_up("vb");
-    in_b.add_default_route(*parse_ipv4("10.99.0.1"));
-    bool has_default = false, has_subnet = false;
-    for (const auto& r : in_b.ipv4_routes()) {
-        has_default = has_default || r.prefix == 0;
-        has_subnet = has_subnet || (r.prefix == 24 && format_ipv4(r.dst) == "10.99.0.0");
-    }
-    CHECK(has_default);
-    CHECK(has_subnet);
-    CHECK_THROWS_WITH(in_b.add_default_route(*parse_ipv4("10.99.0.1")), Catch::Matchers::StartsWith("add the default route via 10.99.0.1") && Catch::Matchers::EndsWith(": File exists"));
-    in_a.delete_neighbour("br0", *parse_ipv4("10.99.0.2"));  // none yet: fine
-    in_a.set_up("va", false);
-    CHECK((in_a.link("va")->flags & IFF_UP) == 0);
-    CHECK(in_a.delete_link("va"));
-    CHECK_FALSE(in_a.delete_link("va"));
-    CHECK_FALSE(in_b.link("vb"));  // a veth's peer goes with it
-    CHECK_THROWS_WITH(in_a.set_master("nope", "br0"), "no network interface nope: No such device");
-}
-
-namespace {
 // `run -d ARGS...` on the bridge: the id it printed.
 // `run -d --net bridge FLAGS... alpine:3.20 CMD...`, kept after it ends (no --rm).
 std::vector<std::string> detached_argv(const BridgeNet& b, std::vector<std::string> flags, const std::vector<std::string>& cmd) {
@@ -521,20 +447,20 @@ bool gone(pid_t pid) { return kill(pid, 0) < 0 || process_state(pid) == 'Z'; }
 
 TEST_CASE("run -d -p: the monitor publishes the port for the container's lifetime, ps and inspect show it", "[net][lifecycle]") {
     BridgeNet b;
-    REQUIRE(port_free(18082));
+    const uint16_t port = free_port();
     std::string busybox = run({"sh", "-c", "command -v busybox"}).out;
     busybox = busybox.substr(0, busybox.find('\n'));
     TempDir www;
     write_file(www / "index.html", "hello-detached\n");
-    std::string id = detach_on(b, {"--name", "web", "-p", "18082:80", "-v", busybox + ":/busybox:ro", "-v", www.path() + ":/www:ro"},
+    std::string id = detach_on(b, {"--name", "web", "-p", std::to_string(port) + ":80", "-v", busybox + ":/busybox:ro", "-v", www.path() + ":/www:ro"},
                                {"/busybox", "httpd", "-f", "-p", "80", "-h", "/www"});
-    CHECK(tcp_exchange("127.0.0.1", 18082, "GET / HTTP/1.0\r\n\r\n").find("hello-detached") != std::string::npos);
-    CHECK(b.s.srl({"ps"}).out.find("127.0.0.1:18082->80/tcp") != std::string::npos);
+    CHECK(tcp_exchange("127.0.0.1", port, "GET / HTTP/1.0\r\n\r\n").find("hello-detached") != std::string::npos);
+    CHECK(b.s.srl({"ps"}).out.find("127.0.0.1:" + std::to_string(port) + "->80/tcp") != std::string::npos);
     json info = json::parse(b.s.srl({"inspect", "web"}).out).at(0);
     CHECK(info["NetworkSettings"]["mode"] == "bridge");
     CHECK(info["NetworkSettings"]["address"].get<std::string>().rfind(b.net, 0) == 0);
     REQUIRE(b.s.srl({"stop", "web"}).status == 0);
-    CHECK(port_free(18082));
+    CHECK(port_free(port));
     auto removed = b.s.srl({"rm", "web"});
     INFO(removed.err);
     REQUIRE(removed.status == 0);

@@ -14,7 +14,7 @@ TEST_CASE("run -it: prompt, window size and resizes, Ctrl-C, exit status, termin
     Child c(s.alpine_argv({"-it"}, {"sh"}), o);
     c.resize(30, 100);
     std::string before = c.tty_settings();
-    bool prompt = c.read_until("/ # ", 30s);
+    bool prompt = c.read_until("/ # ", 60s);
     INFO(c.out());
     REQUIRE(prompt);
     // While attached the caller's terminal is raw: no echo, no signals of its own.

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "dir_watch.hpp"
 #include "proc.hpp"
 
 namespace test {
@@ -50,7 +51,11 @@ public:
         return run(alpine_argv(std::move(flags), std::move(cmd)));
     }
     std::string path(const std::string& sub) const { return dir / sub; }
+    // The ids of every container this store has had, removed or not (a container's
+    // directory is containers/<id> from its start).
+    std::set<std::string> container_ids() { return containers_seen.created(); }
     TempDir dir;
+    DirWatch containers_seen{dir / "containers"};
 };
 
 inline std::string trim(std::string s) {

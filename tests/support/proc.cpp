@@ -242,6 +242,10 @@ void require_program(const std::string& name) {
     if (run({"sh", "-c", "command -v " + name}).status != 0) missing("program " + name);
 }
 
+void require(bool present, const std::string& what) {
+    if (!present) missing(what);
+}
+
 char process_state(pid_t pid) {
     std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
     std::string line;

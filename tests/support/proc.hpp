@@ -31,8 +31,9 @@ public:
     Child& operator=(const Child&) = delete;
 
     pid_t pid() const { return pid_; }
-    // Reads output until `needle` appears in it (true) or the deadline passes (false).
-    bool read_until(const std::string& needle, std::chrono::milliseconds timeout = 10s);
+    // Reads output until `needle` appears in it (true) or the deadline passes (false). The
+    // default is generous: a loaded shared host can take many seconds to start a container.
+    bool read_until(const std::string& needle, std::chrono::milliseconds timeout = 60s);
     // Writes to the child's stdin (or the pty).
     void write(const std::string& data);
     // Waits for exit; on timeout SIGKILLs and fails the test. Returns the status as a shell
@@ -91,6 +92,8 @@ private:
 void require_root();
 // The same for a program the test needs on PATH.
 void require_program(const std::string& name);
+// The same for anything else the test needs of the machine (`what` names it).
+void require(bool present, const std::string& what);
 
 // Lines of /proc/PID/stat fields: state letter of a pid, or '\0' if it is gone.
 char process_state(pid_t pid);

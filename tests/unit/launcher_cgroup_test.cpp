@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "launcher/cgroup.hpp"
@@ -25,6 +26,9 @@ struct FakeTree {
         fs::create_directories(root / "parent");
         std::ofstream(root / "parent/cgroup.controllers") << "cpuset cpu io memory hugetlb pids rdma\n";
         std::ofstream(root / "parent/cgroup.subtree_control") << "";
+        // The kernel accounts swap: a non-root cgroup's memory.swap.max (the shared srlaunch/ one).
+        fs::create_directories(root / "parent/srlaunch");
+        std::ofstream(root / "parent/srlaunch/memory.swap.max") << "max\n";
     }
     ~FakeTree() { fs::remove_all(root); }
 };
@@ -74,6 +78,34 @@ TEST_CASE("cgroup v2: no limits still enables controllers for stats, none unavai
     CHECK(slurp(t.root / "parent/cgroup.subtree_control") == "memory pids\n");
     CHECK(slurp(t.root / "parent/srlaunch/cgroup.subtree_control") == "+memory +pids");
     CHECK(!fs::exists(t.root / "parent/srlaunch/def/memory.max"));
+}
+
+TEST_CASE("cgroup v2: swap as docker sets it, memory.swap.max counting swap alone", "[unit][cgroup]") {
+    FakeTree t;
+    auto swap_max = [&](const std::string& id, std::optional<int64_t> memory, std::optional<int64_t> memory_swap) {
+        Resources r;
+        r.memory = memory;
+        r.memory_swap = memory_swap;
+        auto cg = create_cgroup_v2(t.root, "/parent", id, r);
+        fs::path file = t.root / "parent/srlaunch" / id / "memory.swap.max";
+        return fs::exists(file) ? slurp(file) : "(none)";
+    };
+    const int64_t mib = 1 << 20;
+    // -m alone: memory+swap is twice the memory (docker's default on v1 and v2), so as much
+    // swap as memory, not unlimited swap.
+    CHECK(swap_max("a", 32 * mib, std::nullopt) == std::to_string(32 * mib));
+    CHECK(swap_max("b", 32 * mib, 48 * mib) == std::to_string(16 * mib));
+    CHECK(swap_max("c", 32 * mib, 32 * mib) == "0");
+    CHECK(swap_max("d", 32 * mib, -1) == "max");
+    CHECK(swap_max("e", std::nullopt, std::nullopt) == "(none)");
+    CHECK_THROWS_WITH(swap_max("f", 32 * mib, 16 * mib), "--memory-swap must be at least --memory");
+
+    // A kernel that does not account swap has no memory.swap.max: -m alone sets none, and
+    // --memory-swap is an error (removing the directory is cgroupfs's rmdir, not checked here).
+    fs::remove(t.root / "parent/srlaunch/memory.swap.max");
+    CHECK(swap_max("g", 32 * mib, std::nullopt) == "(none)");
+    CHECK(slurp(t.root / "parent/srlaunch/g/memory.max") == std::to_string(32 * mib));
+    CHECK_THROWS_WITH(swap_max("h", 32 * mib, 64 * mib), Catch::Contains("does not account swap"));
 }
 
 TEST_CASE("cgroup v2: containers go beside the launcher's cgroup, which holds processes", "[unit][cgroup]") {

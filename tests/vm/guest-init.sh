@@ -6,8 +6,8 @@
 #     the control share on /run/srl-vm and the read-write shares at their host paths, then
 #     switch_root into it, so every host tool and library is there.
 #   stage 2 (PID 1 in that root): mount cgroup2 alone (nsdelegate) with cpu, memory, io, pids
-#     and cpuset enabled, run /run/srl-vm/cmd in a session cgroup, write its exit status to
-#     /run/srl-vm/status and power off.
+#     and cpuset enabled, turn on swap (the second disk), run /run/srl-vm/cmd in a session
+#     cgroup, write its exit status to /run/srl-vm/status and power off.
 #
 # Busybox only (the host's tools are not there in stage 1, and stage 2 must not depend on
 # which of them the host has). Anything that goes wrong ends the guest with a message on the
@@ -90,6 +90,13 @@ stage2() {
     $bb ln -sf /proc/self/fd/0 /dev/stdin
     $bb ln -sf /proc/self/fd/1 /dev/stdout
     $bb ln -sf /proc/self/fd/2 /dev/stderr
+    # Swap, as most hosts have: the memory tests show that -m alone allows as much swap as
+    # memory (memory.swap.max) and no more. The disk is the second virtio disk, made by
+    # run-in-vm.sh; the kernel accounts swap per cgroup unless told not to (swapaccount=0).
+    if ! { $bb mkswap /dev/vdb >/dev/null && $bb swapon /dev/vdb; }; then
+        echo "guest-init: no swap on /dev/vdb" >/dev/console
+        $bb reboot -f
+    fi
     $bb hostname srl-v2-guest
     $bb ip link set lo up
     # The kernel's request_module runs this; the host need not have kmod.

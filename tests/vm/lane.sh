@@ -7,8 +7,8 @@
 #                                   shards at once
 #
 # It first checks that the guest is what the lane claims to test (cgroup v2 as the only
-# hierarchy, every controller srlaunch uses), and last that no srlaunch cgroup is left
-# anywhere in it. Exit status: 0 when everything passed, 1 otherwise (never 77: ctest would
+# hierarchy, every controller srlaunch uses, swap), and last that no container's cgroup is
+# left anywhere in it. Exit status: 0 when everything passed, 1 otherwise (never 77: ctest would
 # read that as "skipped", and Catch2 exits with its failed-assertion count).
 set -euo pipefail
 
@@ -30,13 +30,18 @@ if grep -qE '^[^ ]+ [^ ]+ cgroup ' /proc/mounts; then die "a cgroup v1 hierarchy
 for c in cpu memory io pids cpuset; do
     grep -qw "$c" /sys/fs/cgroup/cgroup.subtree_control || die "controller $c is not enabled below the root"
 done
+# Swap (guest-init.sh turns it on), accounted per cgroup: the memory tests need both.
+swap_kib=$(awk 'NR > 1 { kib += $3 } END { print kib + 0 }' /proc/swaps)
+((swap_kib > 0)) || die "no swap in the guest"
+[[ -e /sys/fs/cgroup/test.slice/memory.swap.max ]] || die "the kernel does not account swap (no memory.swap.max)"
 own=$(sed -n 's/^0:://p' /proc/self/cgroup)
 echo "lane: $(uname -r), cgroup2 only ($(grep -o 'nsdelegate' /proc/mounts | head -1 || true)), controllers:" \
-    "$(cat /sys/fs/cgroup/cgroup.subtree_control), running in $own"
+    "$(cat /sys/fs/cgroup/cgroup.subtree_control), $((swap_kib / 1024)) MiB of swap, running in $own"
 
 status=0
 case $group in
     cgroup)
+        # Everything, the [swap] tests too (ctest on the host, which has no swap, leaves them out).
         "$build/tests/cgroup_tests" --use-colour no -d yes || status=1
         ;;
     integration)
@@ -72,12 +77,14 @@ case $group in
 esac
 
 # ---- nothing srlaunch made is left ------------------------------------------------------
-left=$(find /sys/fs/cgroup -mindepth 1 -type d -name srlaunch -o -type d -path '*/srlaunch/*' 2>/dev/null || true)
+# No container's cgroup (a directory below a srlaunch/ one). The guest runs the lane alone, so
+# every one is the lane's own. The shared srlaunch/ parent itself may stay, as docker's does.
+left=$(find /sys/fs/cgroup -mindepth 1 -type d -path '*/srlaunch/*' 2>/dev/null || true)
 if [[ -n $left ]]; then
-    echo "lane: srlaunch cgroups left behind:" >&2
+    echo "lane: container cgroups left behind:" >&2
     echo "$left" | sed 's/^/  /' >&2
     status=1
 else
-    echo "lane: no srlaunch cgroup left in /sys/fs/cgroup"
+    echo "lane: no container cgroup left in /sys/fs/cgroup"
 fi
 exit "$status"

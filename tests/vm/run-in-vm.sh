@@ -22,7 +22,9 @@
 # The guest: Debian's stock kernel (fetch-kernel.sh; a different package with
 # $SRLAUNCH_VM_KERNEL), busybox and the modules in an initramfs (mkinitramfs.sh), PID 1
 # guest-init.sh. CMD runs as root in the host's current directory, in the cgroup
-# /test.slice/session.scope, with /tmp on a fresh ext4 scratch disk (8 GiB, sparse).
+# /test.slice/session.scope, with /tmp on a fresh ext4 scratch disk (8 GiB, sparse) and 512 MiB
+# of swap on a disk of its own (sparse too), as most hosts have swap and the memory tests show
+# what the limits do with it.
 #
 # Exit status: CMD's; 125 when the guest ended without one (the console's last lines are
 # printed). A missing prerequisite (QEMU, busybox-static, the kernel package) exits 77
@@ -113,6 +115,10 @@ truncate -s 8G "$run/scratch.img"
 mkfs.ext4 -q -F -O ^has_journal,^metadata_csum -i 65536 -E lazy_itable_init=0,nodiscard,root_owner=0:0 \
     "$run/scratch.img" || die "mkfs.ext4 failed"
 
+# The guest's swap: a disk of its own rather than a file on /tmp, so the tests' scratch space
+# is all theirs; mkswap'd by the guest (busybox), which has it on /dev/vdb.
+truncate -s 512M "$run/swap.img"
+
 # A path inside a QEMU option: commas doubled.
 q() { printf '%s' "${1//,/,,}"; }
 
@@ -134,6 +140,8 @@ args=(
     -device virtio-9p-pci,fsdev=vmctl,mount_tag=vmctl
     -drive "file=$(q "$run/scratch.img"),if=none,id=scratch,format=raw,cache=unsafe,discard=ignore"
     -device virtio-blk-pci,drive=scratch
+    -drive "file=$(q "$run/swap.img"),if=none,id=swap,format=raw,cache=unsafe,discard=ignore"
+    -device virtio-blk-pci,drive=swap
     # hvc0 and hvc1: the command's stdout and stderr, through FIFOs into ours (below).
     -device virtio-serial-pci
     -chardev "file,id=out,path=$(q "$run/out.fifo")" -device virtconsole,chardev=out

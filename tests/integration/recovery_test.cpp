@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "../support/alpine_store.hpp"
+#include "../support/bridge_net.hpp"
 #include "../support/proc.hpp"
 
 using namespace test;
@@ -97,18 +98,20 @@ void kill_all(const std::string& store) {
 }  // namespace
 
 TEST_CASE("recovery: 100 starts killed at random moments leave nothing unsupervised, and rm -f removes all", "[lifecycle][kill9]") {
-    AlpineStore s;
+    BridgeNet b;
+    const AlpineStore& s = b.s;
     std::string marker = "SRL_KILL9=" + std::to_string(getpid());
     std::mt19937 rng(static_cast<unsigned>(getpid()));
     std::uniform_int_distribution<int> delay_ms(5, 80);
     for (int i = 0; i < 100; ++i) {
-        // Foreground and -d, with a name and an automatic user namespace range now and then:
-        // each a resource a killed start must not leak.
+        // Foreground and -d, with a name, an automatic user namespace range, limits and a
+        // bridge veth with its lease now and then: each a resource a killed start must not leak.
         std::vector<std::string> args{"run", "-e", marker};
         if (i % 2) args.push_back("-d");
         if (i % 3 == 0) args.insert(args.end(), {"--name", "k" + std::to_string(i)});
         if (i % 4 == 0) args.insert(args.end(), {"--userns", "auto"});
         if (i % 5 == 0) args.insert(args.end(), {"-m", "64m", "--pids-limit", "100"});
+        if (i % 3 == 1) args.insert(args.end(), {"--net", "bridge"});
         args.insert(args.end(), {"alpine:3.20", "sleep", "1000"});
         Child start(s.argv(args));
         std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(rng)));
@@ -149,6 +152,7 @@ TEST_CASE("recovery: 100 starts killed at random moments leave nothing unsupervi
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(s.path("userns"), ec)) CHECK(e.path().filename() == ".lock");
     CHECK(read_file("/proc/self/mountinfo").find(s.dir.path()) == std::string::npos);
+    b.expect_clean();  // no veth on the test's bridge, no lease
 }
 
 TEST_CASE("recovery: an rm -f killed at random moments leaves a listed container that the next rm removes", "[lifecycle][kill9]") {

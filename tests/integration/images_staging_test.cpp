@@ -2,6 +2,8 @@
 // processes left behind, and the per-reference lock that serialises pulls across processes.
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../support/proc.hpp"
+#include "images/extract.hpp"
 #include "images/store.hpp"
 #include "images_helpers.hpp"
 #include "launcher/error.hpp"
@@ -233,6 +236,37 @@ TEST_CASE("images: sweep_stale removes what a killed process left, never a live 
     // stage() sweeps too: now the second child's tree goes as well.
     auto next = store.stage(ImageRef::parse("next"));
     CHECK(temp_dirs(tmp / "images").size() == 2);  // mine and next
+}
+
+TEST_CASE("images: removing a tree never empties a file system mounted in it", "[images]") {
+    require_root();
+    TempDir tmp;
+    ImageStore store(tmp / "images");
+    const fs::path stale = fs::path(tmp / "images") / ".rm-ABCDEF", mnt = stale / "image/rootfs/mnt";
+    fs::create_directories(mnt);
+    write_file((stale / "image/rootfs/f").string(), "x");
+    Pipe report;
+    pid_t child = fork_child([&] {
+        // A mount namespace of its own: the tmpfs goes with this child, no other test sees it.
+        if (::unshare(CLONE_NEWNS) < 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0) ::_exit(2);
+        if (::mount("srl-test", mnt.c_str(), "tmpfs", 0, "size=1m") < 0) ::_exit(3);
+        write_file((mnt / "keep").string(), "kept");
+        std::string msg;
+        try {
+            srl::Fd images(::open((tmp / "images").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+            srl::remove_tree_at(images.get(), stale.filename(), stale.string());
+        } catch (const srl::Error& e) {
+            msg = e.what();
+        }
+        store.sweep_stale();  // meets the same mount, and leaves it be
+        msg += fs::exists(mnt / "keep") ? "|kept" : "|gone";
+        if (::write(report.write_end(), msg.data(), msg.size()) != static_cast<ssize_t>(msg.size())) ::_exit(4);
+    });
+    CHECK(read_within(report.read_end(), 10000) == "cannot remove " + mnt.string() + ": a file system is mounted there|kept");
+    CHECK(WEXITSTATUS(wait_status(child)) == 0);
+    // Unmounted (the namespace is gone), the stale tree is only a tree.
+    store.sweep_stale();
+    CHECK(temp_dirs(tmp / "images").empty());
 }
 
 TEST_CASE("images: lock_reference serialises two processes on one reference", "[images]") {

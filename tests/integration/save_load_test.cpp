@@ -1,5 +1,7 @@
 // `srlaunch save` and `load`: OCI layout archives that other OCI tools (skopeo, umoci) accept,
 // reproducible to the byte, docker-archive input, and bad archives that leave nothing stored.
+#include <signal.h>
+
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
@@ -8,6 +10,7 @@
 #include "../support/alpine_store.hpp"
 #include "../support/proc.hpp"
 #include "../support/servers.hpp"
+#include "open_gate.hpp"
 
 using namespace test;
 namespace fs = std::filesystem;
@@ -196,4 +199,29 @@ TEST_CASE("import and load onto a full store fail with No space left on device a
         CHECK(!contains(r.out, "left "));
     }
     CHECK(count_entries(store) == 0);  // the tmpfs went with its namespace
+}
+
+TEST_CASE("a save killed with SIGKILL leaves neither FILE nor FILE.tmp", "[save]") {
+    AlpineStore s;
+    TempDir out;
+    const std::string file = out / "a.tar";
+    for (const char* format : {"oci", "rootfs"}) {
+        INFO(format);
+        {
+            // save reads the image's files one by one; it stops opening this one until the gate opens.
+            OpenGate gate(s.path("images/alpine/@3.20/rootfs/etc/alpine-release"));
+            Child save(s.argv({"save", "alpine:3.20", "--format", format, "-o", file}));
+            REQUIRE(gate.wait_for_open(30s));
+            ::kill(save.pid(), SIGKILL);
+            CHECK(save.wait() == 128 + SIGKILL);
+        }
+        CHECK(count_entries(out.path()) == 0);
+    }
+    // A save that completes leaves FILE and nothing else, also when it replaces one.
+    REQUIRE(s.srl({"save", "alpine:3.20", "-o", file}).status == 0);
+    const std::string first = read_file(file);
+    std::ofstream(file, std::ios::trunc) << "old";
+    REQUIRE(s.srl({"save", "alpine:3.20", "-o", file}).status == 0);
+    CHECK(read_file(file) == first);
+    CHECK(count_entries(out.path()) == 1);
 }

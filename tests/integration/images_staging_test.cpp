@@ -17,6 +17,7 @@
 #include "../support/proc.hpp"
 #include "images/extract.hpp"
 #include "images/store.hpp"
+#include "open_gate.hpp"
 #include "images_helpers.hpp"
 #include "launcher/error.hpp"
 
@@ -302,4 +303,41 @@ TEST_CASE("images: lock_reference serialises two processes on one reference", "[
     const auto long_ref = ImageRef::parse(std::string(200, 'a') + "/" + std::string(50, 'b') + ":" + std::string(128, 't'));
     CHECK(store.lock_reference(long_ref));
     CHECK(store.list().empty());  // .locks is no image
+}
+
+TEST_CASE("images: any command sweeps a staging dir left by a killed import, never a live one", "[images]") {
+    require_root();
+    TempDir tmp;
+    const std::string tar = tmp / "t.tar", store = tmp / "store", images = store + "/images";
+    write_tar(tar, {file_entry("f", "x")});
+    const auto argv = [&](std::vector<std::string> args) {
+        args.insert(args.begin(), {SRLAUNCH_PATH, "--root", store});
+        return args;
+    };
+    // import makes its staging dir, then opens the tarball: the gate holds it there.
+    {
+        OpenGate gate(tar);
+        Child killed(argv({"import", tar, "killed:1"}));
+        REQUIRE(gate.wait_for_open(30s));
+        CHECK(temp_dirs(images).size() == 1);
+        ::kill(killed.pid(), SIGKILL);
+        CHECK(killed.wait() == 128 + SIGKILL);
+    }
+    REQUIRE(temp_dirs(images).size() == 1);  // unlocked now: its owner is dead
+    const auto listed = run(argv({"images"}));
+    INFO(listed.err);
+    CHECK(listed.status == 0);
+    CHECK(temp_dirs(images).empty());
+
+    OpenGate gate(tar);
+    Child live(argv({"import", tar, "live:1"}));
+    REQUIRE(gate.wait_for_open(30s));
+    const auto staging = temp_dirs(images);
+    CHECK(staging.size() == 1);
+    CHECK(run(argv({"images"})).status == 0);
+    CHECK(temp_dirs(images) == staging);  // flocked by the live import: kept
+    gate.release();
+    CHECK(live.wait() == 0);
+    CHECK(temp_dirs(images).empty());
+    CHECK(run(argv({"images"})).out.find("live") != std::string::npos);
 }

@@ -2,8 +2,6 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <linux/openat2.h>
-#include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -90,6 +88,7 @@ std::vector<std::string> list_directory(int dirfd, const std::string& shown) {
 std::optional<std::vector<std::string>> split_beneath(std::string_view path) {
     if (!path.empty() && path.front() == '/') return std::nullopt;
     std::vector<std::string> parts;
+    parts.reserve(static_cast<std::size_t>(std::count(path.begin(), path.end(), '/')) + 1);
     // "./x", "x//y" and "x/./y" are only other spellings of a path beneath the root, and "./"
     // (as in the Alpine tarball) or "." is the root itself.
     while (!path.empty()) {
@@ -109,29 +108,7 @@ std::string join_path(const std::vector<std::string>& parts, std::size_t n) {
     return s;
 }
 
-void remove_tree_at(int dirfd, const std::string& name, const std::string& shown) {
-    if (::unlinkat(dirfd, name.c_str(), 0) == 0 || errno == ENOENT) return;
-    if (errno != EISDIR && errno != EPERM) throw_errno("cannot remove " + shown);
-    // O_NOFOLLOW: should a symlink have taken the directory's place meanwhile, the open fails
-    // instead of leading the removal elsewhere.
-    int fd = ::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0 && errno == EACCES) {
-        // A directory of mode 0 (or 0500) in an image unpacked without root.
-        if (::fchmodat(dirfd, name.c_str(), 0700, AT_SYMLINK_NOFOLLOW) == 0)
-            fd = ::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        else
-            errno = EACCES;
-    }
-    if (fd < 0) {
-        if (errno == ENOENT) return;
-        throw_errno("cannot remove " + shown);
-    }
-    Fd dir(fd);
-    for (const std::string& child : list_directory(dir.get(), shown)) remove_tree_at(dir.get(), child, shown + "/" + child);
-    if (::unlinkat(dirfd, name.c_str(), AT_REMOVEDIR) < 0 && errno != ENOENT) throw_errno("cannot remove " + shown);
-}
-
-SafeWriter::SafeWriter(int root_fd, Mode mode) : root_(root_fd), mode_(mode), chown_(::geteuid() == 0) {}
+SafeWriter::SafeWriter(int root_fd, Mode mode) : root_(root_fd), mode_(mode), chown_(::geteuid() == 0), chain_(root_fd) {}
 
 // Later entries replace what is there, as with tar; only a directory over a directory merges.
 // Returns whether a directory was kept.
@@ -142,60 +119,66 @@ bool SafeWriter::clear_leaf(int parent, const std::string& name, bool keep_dir, 
         throw_errno("cannot replace " + shown);
     }
     if (S_ISDIR(st.st_mode) && keep_dir) return true;
-    if (S_ISDIR(st.st_mode) && mode_ == Mode::layer) {
-        remove_tree_at(parent, name, shown);
-        return false;
+    if (S_ISDIR(st.st_mode)) {
+        // Usually `parent` is where the chain is, and what goes is beneath it; but a hard link's
+        // target may have taken the chain below the directory removed here.
+        chain_.reset();
+        if (mode_ == Mode::layer) {
+            remove_tree_at(parent, name, shown);
+            return false;
+        }
     }
     check(::unlinkat(parent, name.c_str(), S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0), "cannot replace " + shown);
     return false;
 }
 
-Fd SafeWriter::open_dir(const Parts& parts, std::size_t n, Lookup lookup, const std::string& unsafe_msg) {
-    if (openat2_ && n > 0) {
-        open_how how{};
-        how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
-        how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
-        const std::string rel = join_path(parts, n);
-        long fd = -1;
-        // EAGAIN means a concurrent rename somewhere on the system; retry a few times, then walk.
-        for (int tries = 0; tries < 4; ++tries) {
-            fd = ::syscall(SYS_openat2, root_, rel.c_str(), &how, sizeof how);
-            if (fd >= 0 || errno != EAGAIN) break;
-        }
-        if (fd >= 0) return Fd(static_cast<int>(fd));
-        // Older container engines' seccomp profiles answer ENOSYS or EPERM for openat2.
-        if (errno == ENOSYS || errno == EPERM) openat2_ = false;
-    }
-    // A missing parent to create, a reason to report, or no openat2: the walk handles all three.
-    return walk(parts, n, lookup, unsafe_msg);
+namespace {
+
+// A path of thousands of components shown whole would bury the message.
+std::string abbreviated(const std::string& path) {
+    if (path.size() <= 120) return path;
+    return path.substr(0, 60) + "..." + path.substr(path.size() - 40) + " (" + std::to_string(path.size()) + " bytes)";
 }
 
-Fd SafeWriter::walk(const Parts& parts, std::size_t n, Lookup lookup, const std::string& unsafe_msg) {
-    Fd cur(check(::openat(root_, ".", O_PATH | O_DIRECTORY | O_CLOEXEC), "cannot open image root"));
-    for (std::size_t i = 0; i < n; ++i) {
-        const char* name = parts[i].c_str();
-        int fd = ::openat(cur.get(), name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0 && errno == ENOENT && lookup == Lookup::create) {
-            // Archives need not list every parent; create them as tar does, 0755 whatever the umask.
-            if (::mkdirat(cur.get(), name, 0755) < 0 && errno != EEXIST)
-                throw_errno("cannot create directory " + join_path(parts, i + 1));
-            fd = ::openat(cur.get(), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            if (fd >= 0) check(::fchmod(fd, 0755), "cannot set mode of " + join_path(parts, i + 1));
+}  // namespace
+
+Fd SafeWriter::open_dir(const Parts& parts, std::size_t n, Lookup lookup, const std::string& unsafe_msg) {
+    if (parts.size() > kMaxDepth)
+        throw Error("path in archive too deep: " + abbreviated(join_path(parts, parts.size())) + " has " +
+                    std::to_string(parts.size()) + " components, srlaunch stores at most " + std::to_string(kMaxDepth));
+    chain_.up_to(chain_.common(parts, n));
+    for (std::size_t i = chain_.depth(); i < n; ++i) {
+        int err = chain_.down(parts[i]);
+        if (err == ENOENT && lookup == Lookup::create) {
+            create_dir(parts, i);
+            continue;
         }
-        if (fd < 0) {
-            int err = errno;
-            struct stat st;
-            if (::fstatat(cur.get(), name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
-                if (lookup == Lookup::if_directory) return {};
-                throw Error(unsafe_msg + " (goes through symlink " + join_path(parts, i + 1) + ")");
-            }
-            if ((err == ENOENT || err == ENOTDIR) && (lookup == Lookup::if_present || lookup == Lookup::if_directory))
-                return {};
-            throw Error("cannot open directory " + join_path(parts, i + 1), err);
+        if (err == 0) continue;
+        struct stat st;
+        if (::fstatat(chain_.fd(), parts[i].c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
+            if (lookup == Lookup::if_directory) return {};
+            throw Error(unsafe_msg + " (goes through symlink " + join_path(parts, i + 1) + ")");
         }
-        cur = Fd(fd);
+        if ((err == ENOENT || err == ENOTDIR) && (lookup == Lookup::if_present || lookup == Lookup::if_directory))
+            return {};
+        throw Error("cannot open directory " + join_path(parts, i + 1), err);
     }
-    return cur;
+    // A copy: the chain moves on with the next call, the caller may still be using this one.
+    // (Messages are built only on error: a path is as long as the tree is deep.)
+    Fd dir(::fcntl(chain_.fd(), F_DUPFD_CLOEXEC, 0));
+    if (!dir) throw_errno("cannot open directory " + join_path(parts, n));
+    return dir;
+}
+
+// Archives need not list every parent; create them as tar does, 0755 whatever the umask, and
+// go down into them. parts[i] is the one to create.
+void SafeWriter::create_dir(const Parts& parts, std::size_t i) {
+    const char* name = parts[i].c_str();
+    if (::mkdirat(chain_.fd(), name, 0755) < 0 && errno != EEXIST) throw_errno("cannot create directory " + join_path(parts, i + 1));
+    Fd dir(::openat(chain_.fd(), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!dir) throw_errno("cannot open directory " + join_path(parts, i + 1));
+    if (::fchmod(dir.get(), 0755) < 0) throw_errno("cannot set mode of " + join_path(parts, i + 1));
+    chain_.push(parts[i], std::move(dir));
 }
 
 void SafeWriter::chown_at(int dirfd, const std::string& name, archive_entry* e, const std::string& shown) {
@@ -223,7 +206,7 @@ bool SafeWriter::write(archive* src, archive_entry* e) {
         // "./" describes the root itself: only its owner, mode and times can apply.
         if (hardlink || type != AE_IFDIR) throw Error(unsafe_msg + " (the root must be a directory)");
         chown_at(root_, "", e, shown);
-        dirs_.push_back({{}, archive_entry_perm(e), {}});
+        dirs_.push_back({DirChain::kRoot, archive_entry_perm(e), {}});
         std::copy_n(entry_times(e).t, 2, dirs_.back().times);
         return true;
     }
@@ -239,7 +222,7 @@ bool SafeWriter::write(archive* src, archive_entry* e) {
     }
     switch (type) {
     case AE_IFDIR:
-        make_dir(dirfd, *parts, e, shown);
+        make_dir(dirfd, name, e, shown);
         break;
     case AE_IFREG:
         make_file(src, dirfd, name, e, shown);
@@ -275,8 +258,9 @@ bool SafeWriter::write(archive* src, archive_entry* e) {
     return true;
 }
 
-void SafeWriter::make_dir(int parent, const Parts& parts, archive_entry* e, const std::string& shown) {
-    const std::string& name = parts.back();
+// `parent` is the chain's directory (write() just went there).
+void SafeWriter::make_dir(int parent, const std::string& name, archive_entry* e, const std::string& shown) {
+    const DirChain::Node node = chain_.child(chain_.node(), name);
     // 0700 until finish() applies the real mode: the contents still have to be written.
     if (!clear_leaf(parent, name, true, shown))
         check(::mkdirat(parent, name.c_str(), 0700), "cannot create directory " + shown);
@@ -286,7 +270,7 @@ void SafeWriter::make_dir(int parent, const Parts& parts, archive_entry* e, cons
                      "cannot open directory " + shown));
         set_xattrs(dir.get(), e, shown);
     }
-    dirs_.push_back({parts, archive_entry_perm(e), {}});
+    dirs_.push_back({node, archive_entry_perm(e), {}});
     std::copy_n(entry_times(e).t, 2, dirs_.back().times);
 }
 
@@ -337,15 +321,14 @@ UnpackStats SafeWriter::finish() {
     for (const auto& d : dirs_) {
         Fd dir;
         int fd = root_;
-        if (!d.parts.empty()) {
-            const std::string shown = join_path(d.parts, d.parts.size());
+        if (d.dir != DirChain::kRoot) {
             // A later entry replaced this directory, or one above it, with something else:
             // nothing left to apply.
-            Fd parent = open_dir(d.parts, d.parts.size() - 1, Lookup::if_directory, "unsafe path in archive: " + shown);
-            if (!parent) continue;
-            int raw = ::openat(parent.get(), d.parts.back().c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (!chain_.go_to(chain_.parent(d.dir))) continue;
+            int raw = ::openat(chain_.fd(), chain_.name(d.dir).c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
             if (raw < 0 && (errno == ENOENT || errno == ELOOP || errno == ENOTDIR)) continue;
-            dir = Fd(check(raw, "cannot open directory " + shown));
+            if (raw < 0) throw_errno("cannot open directory " + chain_.path(d.dir));
+            dir = Fd(raw);
             fd = dir.get();
         }
         check(::fchmod(fd, d.mode), "cannot set directory mode");

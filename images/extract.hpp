@@ -1,11 +1,16 @@
 // Safe extraction: writes archive entries beneath a root directory and nowhere else.
 //
-// Every entry is created relative to an O_DIRECTORY fd of the root. Its parent directory is
-// resolved with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS), or, where openat2 is missing or
-// fails, a component-by-component O_NOFOLLOW walk that also tells us why it failed. So neither
+// Every entry is created relative to an O_DIRECTORY fd of its parent directory, reached from the
+// root one component at a time with O_NOFOLLOW (see dir_chain.hpp: the walk resumes from the
+// previous entry's directory, so a deep tree costs the same per entry as a flat one). So neither
 // "..", nor an absolute path, nor a symlink planted earlier in the same archive can move a write
 // outside the root; the leaf itself is never followed either (O_NOFOLLOW, AT_SYMLINK_NOFOLLOW).
 // We do this ourselves instead of using archive_write_disk so the guarantee is ours to test.
+//
+// Entries deeper than kMaxDepth components are refused. Trees that deep cannot be named by a
+// path (PATH_MAX, 4096 bytes, holds at most 2,048 components), so no real image has them; the
+// limit is far above that, so that trees made through fd-relative calls still import (bench/
+// deep_tree.sh goes to 10,000), and keeps the work and memory of one entry bounded.
 #pragma once
 
 #include <archive.h>
@@ -19,9 +24,12 @@
 #include <string_view>
 #include <vector>
 
+#include "images/dir_chain.hpp"
 #include "launcher/fd.hpp"
 
 namespace srl {
+
+constexpr std::size_t kMaxDepth = 16384;  // components in an entry's path
 
 struct UnpackStats {
     std::uint64_t entries = 0;        // entries written, not counting the root itself
@@ -37,7 +45,9 @@ std::string join_path(const std::vector<std::string>& parts, std::size_t n);
 std::vector<std::string> list_directory(int dirfd, const std::string& shown);
 
 // Removes `name` in dirfd and, if it is a directory, everything beneath it, through fds alone:
-// no symlink is ever followed, however the tree changes meanwhile. A missing name is no error.
+// no symlink is ever followed and no mount point entered, however the tree changes meanwhile;
+// one directory open at a time, however deep the tree (remove_tree.cpp). A missing name is no
+// error.
 void remove_tree_at(int dirfd, const std::string& name, const std::string& shown);
 
 class SafeWriter {
@@ -68,6 +78,7 @@ public:
 
     // The directory made of the first n of parts, beneath the root, as an O_PATH fd, never
     // through a symlink: one is refused with "<unsafe_msg> (goes through symlink <path>)".
+    // Parts deeper than kMaxDepth are refused.
     Fd open_dir(const Parts& parts, std::size_t n, Lookup lookup, const std::string& unsafe_msg);
 
     // Applies directory modes and times, which had to wait until their contents were written.
@@ -75,14 +86,14 @@ public:
 
 private:
     struct DeferredDir {
-        std::vector<std::string> parts;
+        DirChain::Node dir;
         mode_t mode;
         timespec times[2];
     };
 
-    Fd walk(const Parts& parts, std::size_t n, Lookup lookup, const std::string& unsafe_msg);
+    void create_dir(const Parts& parts, std::size_t i);
     bool clear_leaf(int parent, const std::string& name, bool keep_dir, const std::string& shown);
-    void make_dir(int parent, const Parts& parts, archive_entry* e, const std::string& shown);
+    void make_dir(int parent, const std::string& name, archive_entry* e, const std::string& shown);
     void make_file(archive* src, int parent, const std::string& name, archive_entry* e,
                    const std::string& shown);
     void make_hardlink(int parent, const std::string& name, archive_entry* e, const std::string& shown);
@@ -91,7 +102,7 @@ private:
     int root_;
     Mode mode_;
     bool chown_;
-    bool openat2_ = true;
+    DirChain chain_;  // at the last entry's parent directory
     std::vector<DeferredDir> dirs_;
     UnpackStats stats_;
 };

@@ -20,7 +20,8 @@ enum class SaveFormat { oci, rootfs };
 
 class LayerStore;
 
-// Writes `img` to `out` (through out + ".tmp", renamed at the end; on error nothing is left).
+// Writes `img` to `out`, through an unnamed file in out's directory that becomes `out` only once
+// complete: on error, or when killed, nothing is left (oci_save.cpp, TempOutput).
 // `layers` holds the layers of images that have their own.
 void save_image(const Image& img, const std::filesystem::path& out, SaveFormat format, const LayerStore& layers);
 

@@ -229,9 +229,13 @@ Plan plan_docker(const ArchiveIndex& ix) {
 
 // Callback chain, all pulled by the tar reader: archive entry -> (sha256) -> decompression ->
 // (sha256 = diff_id) -> tar. A failing callback returns -1 with the error set on its reader.
+// The decompressor above reports that as its own error ("truncated gzip input"), so a failure to
+// keep the blob (a full disk) is also remembered here, to be the error the load reports.
 struct EntrySource {
     archive* outer;
     int copy_fd = -1;  // where the blob's bytes are kept as they pass, if anywhere
+    std::string copy_shown;
+    std::optional<Error> copy_failed;
     Digester sha{Digester::Algorithm::sha256};
     std::unique_ptr<char[]> buf = std::make_unique<char[]>(kChunk);
     static la_ssize_t read(archive* a, void* self, const void** out) {
@@ -245,7 +249,8 @@ struct EntrySource {
             const ssize_t w = ::write(s->copy_fd, s->buf.get() + done, static_cast<std::size_t>(n - done));
             if (w < 0 && errno == EINTR) continue;
             if (w < 0) {
-                archive_set_error(a, errno, "cannot keep the layer: %s", std::strerror(errno));
+                s->copy_failed.emplace("cannot write " + s->copy_shown, errno);
+                archive_set_error(a, errno, "%s", s->copy_failed->what());
                 return -1;
             }
             done += w;
@@ -272,17 +277,24 @@ struct Decompressed {
     }
 };
 
-// Returns the regular file bytes the layer wrote. With copy_fd >= 0 the blob is copied there too.
-std::uint64_t apply_planned_layer(const fs::path& file, const LayerPlan& l, const std::string& what, int root_fd, int copy_fd) {
-    ArchiveReader outer = open_archive(file);
+// Moves `outer` to the layer's entry.
+void seek_entry(archive* outer, const fs::path& file, const LayerPlan& l, const std::string& what) {
     archive_entry* e = nullptr;
     for (;;) {
-        const int r = archive_read_next_header(outer.get(), &e);
+        const int r = archive_read_next_header(outer, &e);
         if (r == ARCHIVE_EOF) throw Error(file.string() + ": " + what + " disappeared from the archive");
-        if (r < ARCHIVE_WARN) throw Error("cannot read " + file.string() + ": " + message(outer.get()));
-        if (archive_entry_filetype(e) == AE_IFREG && normal_name(archive_entry_pathname(e) ? archive_entry_pathname(e) : "") == l.entry) break;
+        if (r < ARCHIVE_WARN) throw Error("cannot read " + file.string() + ": " + message(outer));
+        if (archive_entry_filetype(e) == AE_IFREG && normal_name(archive_entry_pathname(e) ? archive_entry_pathname(e) : "") == l.entry) return;
     }
-    EntrySource source{outer.get(), copy_fd};
+}
+
+struct Unpacked {
+    std::uint64_t regular_bytes;
+    std::string diff_id;  // the uncompressed tar's digest
+};
+
+// Decompresses the blob `source` yields and applies it to root_fd.
+Unpacked unpack_blob(EntrySource& source, const fs::path& file, const LayerPlan& l, const std::string& what, int root_fd) {
     ArchiveReader raw(archive_read_new());
     if (l.compression.value_or(LayerCompression::gzip) == LayerCompression::gzip) archive_read_support_filter_gzip(raw.get());
     if (!l.compression || l.compression == LayerCompression::zstd) archive_read_support_filter_zstd(raw.get());
@@ -304,13 +316,31 @@ std::uint64_t apply_planned_layer(const fs::path& file, const LayerPlan& l, cons
     const void* ignored;
     while (Decompressed::read(tar.get(), &tar_bytes, &ignored) > 0) {}
     while (EntrySource::read(raw.get(), &source, &ignored) > 0) {}
-    if (const std::string d = source.sha.digest(); d != l.record.digest)
-        throw Error(file.string() + ": " + what + " changed while it was being loaded (" + d + ")");
-    if (const std::string d = tar_bytes.sha.digest(); d != l.diff_id)
-        throw Error(file.string() + ": " + what + ": uncompressed digest is " + d + ", the image config says " + l.diff_id);
-    return stats.regular_bytes;
+    return {stats.regular_bytes, tar_bytes.sha.digest()};
 }
 
+// Returns the regular file bytes the layer wrote. With copy_fd >= 0 the blob is copied there too
+// (to copy_shown).
+std::uint64_t apply_planned_layer(const fs::path& file, const LayerPlan& l, const std::string& what, int root_fd, int copy_fd,
+                                  const std::string& copy_shown) {
+    ArchiveReader outer = open_archive(file);
+    seek_entry(outer.get(), file, l, what);
+    EntrySource source{outer.get(), copy_fd, copy_shown, {}};
+    Unpacked unpacked;
+    try {
+        unpacked = unpack_blob(source, file, l, what, root_fd);
+    } catch (const Error&) {
+        // Writing the copy failed first; what came after is the decompressor's account of it.
+        if (source.copy_failed) throw *source.copy_failed;
+        throw;
+    }
+    if (source.copy_failed) throw *source.copy_failed;  // in the reads to the end, which stop quietly
+    if (const std::string d = source.sha.digest(); d != l.record.digest)
+        throw Error(file.string() + ": " + what + " changed while it was being loaded (" + d + ")");
+    if (unpacked.diff_id != l.diff_id)
+        throw Error(file.string() + ": " + what + ": uncompressed digest is " + unpacked.diff_id + ", the image config says " + l.diff_id);
+    return unpacked.regular_bytes;
+}
 
 }  // namespace
 
@@ -343,7 +373,8 @@ Image load_image(ImageStore& store, const fs::path& file, const std::string& nam
             copy = Fd(check(::open(pending->blob().c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644),
                             "cannot create " + pending->blob().string()));
         }
-        const std::uint64_t bytes = apply_planned_layer(file, l, "layer " + std::to_string(i + 1), staging.rootfs_fd(), copy.get());
+        const std::uint64_t bytes = apply_planned_layer(file, l, "layer " + std::to_string(i + 1), staging.rootfs_fd(), copy.get(),
+                                                        pending ? pending->blob().string() : "");
         meta.layers.push_back(l.record);
         if (keep_layers) {
             meta.layers.back().diff_id = l.diff_id;

@@ -45,24 +45,70 @@ void write_all(int fd, const void* data, std::size_t n, const std::string& what)
     }
 }
 
-// The output file: written as FILE.tmp, renamed over FILE only when complete.
+// The output file, written unnamed (O_TMPFILE) in FILE's directory and linked in as FILE only
+// once complete: a save that fails, or is killed even with SIGKILL, leaves nothing behind, as
+// an unnamed file goes with its last fd. On a file system without O_TMPFILE it is a named
+// FILE.tmp-PID instead, removed on error (but left by a SIGKILL).
 class TempOutput {
 public:
-    explicit TempOutput(const fs::path& out) : out_(out), tmp_(out.string() + ".tmp") {
-        fd_ = Fd(check(::open(tmp_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644), "cannot create " + tmp_.string()));
+    explicit TempOutput(const fs::path& out) : out_(out) {
+        const fs::path dir = out.has_parent_path() ? out.parent_path() : fs::path(".");
+        dir_ = Fd(check(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC), "cannot create " + out.string()));
+        int fd = ::openat(dir_.get(), ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0644);
+        // EISDIR: a kernel that predates O_TMPFILE sees only its O_DIRECTORY bit.
+        if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) fd = named_temp();
+        fd_ = Fd(check(fd, "cannot create " + out.string()));
     }
     ~TempOutput() {
-        if (fd_) ::unlink(tmp_.c_str());
+        if (!tmp_name_.empty()) ::unlinkat(dir_.get(), tmp_name_.c_str(), 0);
     }
     int fd() const { return fd_.get(); }
     void commit() {
-        check(::fsync(fd_.get()), "cannot sync " + tmp_.string());
-        check(::rename(tmp_.c_str(), out_.c_str()), "cannot rename " + tmp_.string() + " to " + out_.string());
+        check(::fsync(fd_.get()), "cannot sync " + out_.string());
+        const std::string name = out_.filename().string();
+        if (tmp_name_.empty()) link_into_place(name);
+        else check(::renameat(dir_.get(), tmp_name_.c_str(), dir_.get(), name.c_str()), "cannot rename " + tmp_name_ + " to " + out_.string());
+        tmp_name_.clear();
         fd_.reset();
     }
 
 private:
-    fs::path out_, tmp_;
+    int named_temp() {
+        const std::string base = out_.filename().string() + ".tmp-" + std::to_string(::getpid());
+        for (int i = 0;; ++i) {
+            std::string name = i ? base + "-" + std::to_string(i) : base;
+            const int fd = ::openat(dir_.get(), name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+            if (fd >= 0) tmp_name_ = std::move(name);
+            if (fd >= 0 || errno != EEXIST || i == 100) return fd;
+        }
+    }
+    // linkat() makes a name for an unnamed file, but never replaces one: an existing FILE is
+    // replaced by linking to a fresh name beside it and renaming that over FILE (a SIGKILL
+    // between the two, a few microseconds, would leave the fresh name).
+    void link_into_place(const std::string& name) {
+        if (link_as(name) == 0) return;
+        if (errno != EEXIST) throw_errno("cannot create " + out_.string());
+        const std::string tmp = name + ".tmp-" + std::to_string(::getpid());
+        ::unlinkat(dir_.get(), tmp.c_str(), 0);
+        check(link_as(tmp), "cannot create " + out_.string());
+        if (::renameat(dir_.get(), tmp.c_str(), dir_.get(), name.c_str()) < 0) {
+            const int err = errno;
+            ::unlinkat(dir_.get(), tmp.c_str(), 0);
+            throw Error("cannot replace " + out_.string(), err);
+        }
+    }
+    // AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH (before Linux 6.10); /proc/self/fd works for
+    // anyone who could open the file.
+    int link_as(const std::string& name) {
+        if (::linkat(fd_.get(), "", dir_.get(), name.c_str(), AT_EMPTY_PATH) == 0) return 0;
+        if (errno != ENOENT && errno != EPERM) return -1;
+        const std::string self = "/proc/self/fd/" + std::to_string(fd_.get());
+        return ::linkat(AT_FDCWD, self.c_str(), dir_.get(), name.c_str(), AT_SYMLINK_FOLLOW);
+    }
+
+    fs::path out_;
+    Fd dir_;
+    std::string tmp_name_;  // the named fallback's, until it is renamed into place
     Fd fd_;
 };
 

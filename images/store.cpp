@@ -399,4 +399,13 @@ void sweep_stale_dirs(const fs::path& dir_path) {
     }
 }
 
+void sweep_store(const fs::path& images_root) noexcept {
+    try {
+        sweep_stale_dirs(images_root);
+        sweep_stale_dirs(ImageStore(images_root).layers_root());
+    } catch (const std::exception&) {
+        // Housekeeping must not stop the command that happened to run it.
+    }
+}
+
 }  // namespace srl

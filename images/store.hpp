@@ -87,6 +87,12 @@ private:
 // by killed processes). Best effort: what cannot be removed now is left for the next sweep.
 void sweep_stale_dirs(const std::filesystem::path& dir);
 
+// sweep_stale_dirs() of the image store at images_root and of the layer store beside it. Every
+// command calls it once it knows where the store is (launcher/cli.cpp), so what a killed import,
+// pull, load or build left is gone at the next command of any kind, `images` and `ps` included.
+// Never throws: a store that cannot be swept now (missing, read-only) is swept by a later command.
+void sweep_store(const std::filesystem::path& images_root) noexcept;
+
 class ImageStore {
 public:
     explicit ImageStore(std::filesystem::path images_root);  // created on demand
@@ -144,7 +150,8 @@ public:
     // is destroyed.
     Fd lock_reference(const ImageRef& ref);
 
-    // sweep_stale_dirs() of the image store. Called at the start of stage() and import().
+    // sweep_stale_dirs() of the image store. Called at the start of stage() and import(), and
+    // by every command through sweep_store().
     void sweep_stale() { sweep_stale_dirs(root_); }
 
 private:

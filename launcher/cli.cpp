@@ -146,6 +146,7 @@ int main_cli(int argc, char** argv) {
 
     StorePaths paths = StorePaths::resolve(root);
     if (geteuid() != 0) make_private_store(paths.root);
+    sweep_store(paths.images());  // what killed imports, pulls and builds left (images/store.hpp)
     if (*run) {
         ContainerSpec spec = build_spec(f, run->remaining(), paths);
         CidFile cidfile(f.cidfile, spec.id);

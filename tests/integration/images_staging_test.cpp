@@ -2,6 +2,8 @@
 // processes left behind, and the per-reference lock that serialises pulls across processes.
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,7 +15,9 @@
 #include <nlohmann/json.hpp>
 
 #include "../support/proc.hpp"
+#include "images/extract.hpp"
 #include "images/store.hpp"
+#include "open_gate.hpp"
 #include "images_helpers.hpp"
 #include "launcher/error.hpp"
 
@@ -235,6 +239,37 @@ TEST_CASE("images: sweep_stale removes what a killed process left, never a live 
     CHECK(temp_dirs(tmp / "images").size() == 2);  // mine and next
 }
 
+TEST_CASE("images: removing a tree never empties a file system mounted in it", "[images]") {
+    require_root();
+    TempDir tmp;
+    ImageStore store(tmp / "images");
+    const fs::path stale = fs::path(tmp / "images") / ".rm-ABCDEF", mnt = stale / "image/rootfs/mnt";
+    fs::create_directories(mnt);
+    write_file((stale / "image/rootfs/f").string(), "x");
+    Pipe report;
+    pid_t child = fork_child([&] {
+        // A mount namespace of its own: the tmpfs goes with this child, no other test sees it.
+        if (::unshare(CLONE_NEWNS) < 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0) ::_exit(2);
+        if (::mount("srl-test", mnt.c_str(), "tmpfs", 0, "size=1m") < 0) ::_exit(3);
+        write_file((mnt / "keep").string(), "kept");
+        std::string msg;
+        try {
+            srl::Fd images(::open((tmp / "images").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+            srl::remove_tree_at(images.get(), stale.filename(), stale.string());
+        } catch (const srl::Error& e) {
+            msg = e.what();
+        }
+        store.sweep_stale();  // meets the same mount, and leaves it be
+        msg += fs::exists(mnt / "keep") ? "|kept" : "|gone";
+        if (::write(report.write_end(), msg.data(), msg.size()) != static_cast<ssize_t>(msg.size())) ::_exit(4);
+    });
+    CHECK(read_within(report.read_end(), 10000) == "cannot remove " + mnt.string() + ": a file system is mounted there|kept");
+    CHECK(WEXITSTATUS(wait_status(child)) == 0);
+    // Unmounted (the namespace is gone), the stale tree is only a tree.
+    store.sweep_stale();
+    CHECK(temp_dirs(tmp / "images").empty());
+}
+
 TEST_CASE("images: lock_reference serialises two processes on one reference", "[images]") {
     require_root();
     TempDir tmp;
@@ -268,4 +303,41 @@ TEST_CASE("images: lock_reference serialises two processes on one reference", "[
     const auto long_ref = ImageRef::parse(std::string(200, 'a') + "/" + std::string(50, 'b') + ":" + std::string(128, 't'));
     CHECK(store.lock_reference(long_ref));
     CHECK(store.list().empty());  // .locks is no image
+}
+
+TEST_CASE("images: any command sweeps a staging dir left by a killed import, never a live one", "[images]") {
+    require_root();
+    TempDir tmp;
+    const std::string tar = tmp / "t.tar", store = tmp / "store", images = store + "/images";
+    write_tar(tar, {file_entry("f", "x")});
+    const auto argv = [&](std::vector<std::string> args) {
+        args.insert(args.begin(), {SRLAUNCH_PATH, "--root", store});
+        return args;
+    };
+    // import makes its staging dir, then opens the tarball: the gate holds it there.
+    {
+        OpenGate gate(tar);
+        Child killed(argv({"import", tar, "killed:1"}));
+        REQUIRE(gate.wait_for_open(30s));
+        CHECK(temp_dirs(images).size() == 1);
+        ::kill(killed.pid(), SIGKILL);
+        CHECK(killed.wait() == 128 + SIGKILL);
+    }
+    REQUIRE(temp_dirs(images).size() == 1);  // unlocked now: its owner is dead
+    const auto listed = run(argv({"images"}));
+    INFO(listed.err);
+    CHECK(listed.status == 0);
+    CHECK(temp_dirs(images).empty());
+
+    OpenGate gate(tar);
+    Child live(argv({"import", tar, "live:1"}));
+    REQUIRE(gate.wait_for_open(30s));
+    const auto staging = temp_dirs(images);
+    CHECK(staging.size() == 1);
+    CHECK(run(argv({"images"})).status == 0);
+    CHECK(temp_dirs(images) == staging);  // flocked by the live import: kept
+    gate.release();
+    CHECK(live.wait() == 0);
+    CHECK(temp_dirs(images).empty());
+    CHECK(run(argv({"images"})).out.find("live") != std::string::npos);
 }

@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "../support/proc.hpp"
+#include "images/extract.hpp"
 #include "images/store.hpp"
 #include "images_helpers.hpp"
 #include "launcher/error.hpp"
@@ -148,4 +149,22 @@ TEST_CASE("images: refs not made by parse cannot escape the store", "[images]") 
     CHECK_THROWS_AS(store.find(ImageRef{"../../etc", "x"}), srl::Error);
     CHECK_THROWS_AS(store.import(tmp.path(), ImageRef{"a", "../b"}), srl::Error);
     CHECK_THROWS_AS(store.remove(ImageRef{"a/../../b", "1"}), srl::Error);
+}
+
+TEST_CASE("images: an entry deeper than kMaxDepth components is refused, saying how deep", "[images]") {
+    require_root();
+    TempDir tmp;
+    ImageStore store(tmp / "images");
+    const std::string tar = tmp / "deep.tar";
+    std::string path;
+    for (std::size_t i = 0; i < srl::kMaxDepth; ++i) path += "d/";
+    path += "f";
+    // The entry before it was written, and goes with the refused import.
+    write_tar(tar, {file_entry("ok", "ok"), file_entry(path, "too deep")});
+    // The path is shortened in the message: one line, not 32 KiB.
+    CHECK_THROWS_WITH(store.import(tar, ImageRef::parse("evil:1")),
+                      "path in archive too deep: " + path.substr(0, 60) + "..." + path.substr(path.size() - 40) +
+                          " (32769 bytes) has 16385 components, srlaunch stores at most 16384");
+    CHECK(store_contents(store.root().string()).empty());
+    CHECK_FALSE(store.find(ImageRef::parse("evil:1")));
 }

@@ -97,8 +97,8 @@ private:
             throw Error("cannot replace " + out_.string(), err);
         }
     }
-    // AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH (before Linux 6.10); /proc/self/fd works for
-    // anyone who could open the file.
+    // linkat(AT_EMPTY_PATH) may need CAP_DAC_READ_SEARCH (kernels differ); linking the
+    // /proc/self/fd/N magic link works for anyone who could open the file.
     int link_as(const std::string& name) {
         if (::linkat(fd_.get(), "", dir_.get(), name.c_str(), AT_EMPTY_PATH) == 0) return 0;
         if (errno != ENOENT && errno != EPERM) return -1;

@@ -110,11 +110,10 @@ namespace {
 // one call; before it, each open fd is marked by hand.
 void cloexec_from(int first) {
     if (syscall(SYS_close_range, first, ~0u, CLOSE_RANGE_CLOEXEC) == 0) return;
-    Fd dir(check(open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC), "open /proc/self/fd"));
-    std::vector<int> fds;
+    std::vector<int> fds;  // listed first: marking while the listing's own fd is open is fine
     for (const auto& e : fs::directory_iterator("/proc/self/fd")) {
         int fd = std::atoi(e.path().filename().c_str());
-        if (fd >= first && fd != dir.get()) fds.push_back(fd);
+        if (fd >= first) fds.push_back(fd);
     }
     for (int fd : fds) fcntl(fd, F_SETFD, FD_CLOEXEC);
 }

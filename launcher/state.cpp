@@ -13,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "images/extract.hpp"
 #include "launcher/error.hpp"
 
 namespace srl {
@@ -218,15 +219,16 @@ std::vector<ContainerRef> list_containers(const StorePaths& store) {
 
 void remove_container_files(const fs::path& dir) {
     static const char* const kLast[] = {"state.json", "config.json", "supervisor.lock"};
+    Fd fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd && errno == ENOENT) return;  // removed already
+    if (!fd) throw_errno("open " + dir.string());
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(dir, ec)) {
         std::string name = e.path().filename().string();
         if (std::find(std::begin(kLast), std::end(kLast), name) != std::end(kLast)) continue;
-        std::error_code rm;
-        fs::remove_all(e.path(), rm);
-        if (rm) throw Error("remove " + e.path().string() + ": " + rm.message());
+        // Through fds, so a tree the container made deeper than PATH_MAX goes too.
+        remove_tree_at(fd.get(), name, e.path().string());
     }
-    if (ec == std::errc::no_such_file_or_directory) return;  // removed already
     if (ec) throw Error("read " + dir.string() + ": " + ec.message());
     for (const char* name : kLast)
         if (unlink((dir / name).c_str()) < 0 && errno != ENOENT) throw_errno("remove " + (dir / name).string());
